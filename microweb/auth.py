@@ -1,0 +1,7 @@
+"""Login (current_user, @authenticated, safe ``next`` redirects) and XSRF for RequestHandler."""
+
+from __future__ import annotations
+
+
+class AuthMixin:
+    """current_user, get_current_user, get_login_url, xsrf_token, check_xsrf_cookie..."""
