@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from blinker import Namespace
 
+from middleware.signals import session_created, session_destroyed
+
 _signals = Namespace()
 
 #: sent with ``sender=handler`` before ``prepare()`` runs.
@@ -18,10 +20,6 @@ request_finished = _signals.signal("request-finished")
 got_request_exception = _signals.signal("got-request-exception")
 #: sent with ``sender=handler, template=name, context=dict`` after a template is rendered.
 template_rendered = _signals.signal("template-rendered")
-#: sent with ``sender=session, environ=environ`` when a new session is first saved.
-session_created = _signals.signal("session-created")
-#: sent with ``sender=session, environ=environ`` when a session is invalidated.
-session_destroyed = _signals.signal("session-destroyed")
 #: sent with ``sender=websocket_handler`` after ``open()`` returns.
 websocket_opened = _signals.signal("websocket-opened")
 #: sent with ``sender=websocket_handler`` after ``on_close()`` returns.

@@ -1,6 +1,6 @@
 """Helpers shared by the test suite: free ports, subprocess servers, real redis-server, Chromium.
 
-Everything binds to 127.0.0.1 only, is bounded in time and is stopped by the fixture that started it.
+Everything binds to 127.0.0.1 only, is bounded in time and is stopped by whoever started it.
 """
 
 from __future__ import annotations
