@@ -1,0 +1,24 @@
+"""Run every benchmark: ``python -m benchmarks [inprocess|server ...]`` (see README)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+_SUITES = ("inprocess", "server")
+
+
+def main(argv: list[str]) -> int:
+    """Run the named suites (all by default); each module exposes ``main(argv) -> int | None``."""
+    names = [a for a in argv if a in _SUITES] or list(_SUITES)
+    rest = [a for a in argv if a not in _SUITES]
+    status = 0
+    for name in names:
+        module = importlib.import_module(f"benchmarks.{name}")
+        print(f"== {name} ==", flush=True)
+        status |= int(module.main(rest) or 0)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
