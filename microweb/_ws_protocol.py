@@ -1,0 +1,320 @@
+"""One upgraded WebSocket connection: the server's upgrade protocol over websockets' Sans-I/O.
+
+Theory of operation. The bundled server (or the gunicorn worker) calls ``connection_made``,
+``data_received`` and ``connection_lost`` on a worker thread, never concurrently for one
+connection. ``websockets.server.ServerProtocol`` parses and validates frames (masking, opcodes,
+control-frame rules, sizes, permessage-deflate) and answers pings and close frames; this module
+assembles fragmented messages, validates UTF-8, feeds the transport, runs the keepalive and
+close timers and hands complete messages to the handler. Sends may come from any thread
+(``write_message`` from a pub/sub thread), so every touch of the Sans-I/O object and the
+transport happens under one lock; handler callbacks always run outside it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CLOSED, OPEN, SEND_EOF
+from websockets.server import ServerProtocol
+
+log = logging.getLogger("microweb.websocket")
+_ws_logger = logging.getLogger("microweb.websocket.protocol")
+
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
+
+class WebSocketClosedError(Exception):
+    """Raised when sending on a WebSocket that is closing or closed (Tornado's name)."""
+
+
+def new_server_protocol(*, compression: dict[str, Any] | None = None,
+                        max_size: int | None = 10 * 2**20,
+                        select_subprotocol: Callable[[list[str]], str | None] | None = None,
+                        ) -> ServerProtocol:
+    """A Sans-I/O server protocol already past the HTTP layer (the WSGI server parsed it).
+
+    ``compression`` follows Tornado's ``get_compression_options()``: None disables
+    permessage-deflate, a dict enables it (keys ``compression_level``, ``mem_level``).
+    """
+    extensions: Sequence[ServerExtensionFactory] | None = None
+    if compression is not None:
+        settings = {"memLevel": compression.get("mem_level", 5)}
+        if "compression_level" in compression:
+            settings["level"] = compression["compression_level"]
+        extensions = [ServerPerMessageDeflateFactory(
+            server_max_window_bits=12, client_max_window_bits=12, compress_settings=settings)]
+    chooser = None
+    if select_subprotocol is not None:
+        def chooser(_: ServerProtocol, offered: Sequence[str]) -> str | None:
+            chosen = select_subprotocol(list(offered))
+            return chosen if chosen in offered else None
+    # state=OPEN: the parser starts at frames, the HTTP request was parsed by the server.
+    return ServerProtocol(state=OPEN, extensions=extensions, select_subprotocol=chooser,
+                          max_size=max_size, logger=_ws_logger)
+
+
+def accept_handshake(ws: ServerProtocol, request: Request) -> Response:
+    """Validate the handshake request and negotiate extensions and subprotocol.
+
+    Returns websockets' response: 101 with the headers to send, or an error status and body.
+    """
+    return ws.accept(request)
+
+
+class _Handler(Protocol):
+    """What the connection calls back (WebSocketHandler implements it)."""
+
+    def _ws_message(self, message: str | bytes) -> None: ...
+    def _ws_ping(self, data: bytes) -> None: ...
+    def _ws_pong(self, data: bytes) -> None: ...
+    def _ws_closed(self, code: int | None, reason: str | None) -> None: ...
+
+
+class _Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class WebSocketProtocol:
+    """Implements the server's upgrade protocol (connection_made/data_received/connection_lost)."""
+
+    def __init__(self, ws: ServerProtocol, handler: _Handler, *,
+                 ping_interval: float | None = None, ping_timeout: float | None = None,
+                 max_write_buffer: int | None = None, close_timeout: float = 5.0) -> None:
+        self.ws = ws
+        self.handler = handler
+        self.ping_interval = ping_interval or None
+        self.ping_timeout = ping_timeout or ping_interval or None
+        self.max_write_buffer = max_write_buffer
+        self.close_timeout = close_timeout
+        self.transport: Any = None
+        self._lock = threading.Lock()
+        self._lost = False
+        self._message: list[bytes] | None = None  # fragments of the message being received
+        self._text_decoder: codecs.IncrementalDecoder | None = None
+        self._ping_timer: _Timer | None = None
+        self._close_timer: _Timer | None = None
+        self._ping_sent_at = 0.0
+        self._last_received = time.monotonic()
+
+    # -- the upgrade protocol (called by the server) -----------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        """Attach the transport, send what ``open()`` queued and start the keepalive pings."""
+        with self._lock:
+            self.transport = transport
+            self._flush()
+            if self.ping_interval and self.ws.state is OPEN:
+                self._ping_timer = transport.call_later(self.ping_interval, self._keepalive)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes to the parser, answer control frames, deliver complete messages in order."""
+        self._last_received = time.monotonic()
+        with self._lock:
+            if self._lost:
+                return
+            self.ws.receive_data(data)
+            events = self.ws.events_received()
+            deliveries = self._assemble(events)
+            self._flush()
+        for kind, payload in deliveries:
+            if not self._deliver(kind, payload):
+                break
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The socket is gone: stop the timers and call ``on_close`` exactly once."""
+        with self._lock:
+            if self._lost:
+                return
+            self._lost = True
+            self._cancel_timers()
+            self.ws.receive_eof()
+            self.ws.data_to_send()  # nothing can be sent any more
+            rcvd = self.ws.close_rcvd
+        if exc is not None:
+            log.debug("websocket connection lost: %r", exc)
+        code = reason = None
+        if rcvd is not None and rcvd.code != CloseCode.NO_STATUS_RCVD:
+            code, reason = rcvd.code, rcvd.reason
+        self.handler._ws_closed(code, reason)
+
+    # -- sending (any thread) ----------------------------------------------------------------
+
+    def send(self, data: str | bytes, binary: bool) -> None:
+        """Send one message; raise WebSocketClosedError once closing; bound slow readers."""
+        payload = data.encode() if isinstance(data, str) else data
+        with self._lock:
+            self._check_open()
+            if binary:
+                self.ws.send_binary(payload)
+            else:
+                self.ws.send_text(payload)
+            self._flush()
+            self._check_write_buffer()
+
+    def ping(self, data: bytes = b"") -> None:
+        """Send a ping frame (the answer arrives in ``on_pong``)."""
+        with self._lock:
+            self._check_open()
+            self.ws.send_ping(data)
+            self._flush()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Start the closing handshake; the TCP connection is dropped after ``close_timeout``."""
+        if code is None and reason:
+            code = CloseCode.NORMAL_CLOSURE
+        with self._lock:
+            if self._lost or self.ws.state is not OPEN:
+                return
+            self.ws.send_close(code, reason or "")
+            self._flush()
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection: close frame, then close the TCP connection (no handshake)."""
+        with self._lock:
+            self._fail(code, reason)
+
+    @property
+    def is_open(self) -> bool:
+        return not self._lost and self.ws.state is OPEN
+
+    @property
+    def close_sent(self) -> Close | None:
+        return self.ws.close_sent
+
+    # -- internals (called with the lock held) -----------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._lost or self.ws.state is not OPEN:
+            raise WebSocketClosedError("the WebSocket is closed")
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self._lost or self.ws.state is CLOSED:
+            return
+        self.ws.fail(code, reason)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the Sans-I/O object produced; SEND_EOF means close the TCP connection."""
+        transport = self.transport
+        if transport is None:
+            return  # before connection_made: the writes stay queued in self.ws
+        for chunk in self.ws.data_to_send():
+            if chunk is SEND_EOF or chunk == SEND_EOF:
+                transport.close()
+            else:
+                transport.write(chunk)
+        if self.ws.close_expected() and self._close_timer is None and not self._lost:
+            # A peer that never completes the closing handshake (or never reads what is
+            # queued before the close frame) must not hold the connection forever.
+            self._close_timer = transport.call_later(self.close_timeout, self._close_timed_out)
+
+    def _check_write_buffer(self) -> None:
+        limit = self.max_write_buffer
+        if limit and self.transport is not None and self.transport.get_write_buffer_size() > limit:
+            log.warning("websocket client too slow: more than %d bytes unsent, closing", limit)
+            self._fail(CloseCode.POLICY_VIOLATION, "client too slow")
+
+    def _assemble(self, frames: list[Frame]) -> list[tuple[str, Any]]:
+        """Turn frames into (kind, payload) deliveries; invalid UTF-8 fails with 1007."""
+        out: list[tuple[str, Any]] = []
+        for frame in frames:
+            op = frame.opcode
+            if op is Opcode.PING:
+                out.append(("ping", bytes(frame.data)))
+            elif op is Opcode.PONG:
+                out.append(("pong", bytes(frame.data)))
+            elif op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
+                try:
+                    message = self._add_fragment(frame)
+                except UnicodeDecodeError as exc:
+                    # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection
+                    # (checked per fragment, so a bad stream is refused early).
+                    self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                    break
+                if message is not None:
+                    out.append(("message", message))
+        return out
+
+    def _add_fragment(self, frame: Frame) -> str | bytes | None:
+        if frame.opcode is not Opcode.CONT:  # first frame of a message
+            self._message = []
+            self._text_decoder = _UTF8() if frame.opcode is Opcode.TEXT else None
+        assert self._message is not None  # websockets refuses a stray continuation frame
+        data = bytes(frame.data)
+        self._message.append(data)
+        if self._text_decoder is not None:
+            self._text_decoder.decode(data, final=frame.fin)
+        if not frame.fin:
+            return None
+        payload = b"".join(self._message)
+        text = self._text_decoder is not None
+        self._message, self._text_decoder = None, None
+        return payload.decode() if text else payload
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._ping_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._close_timer = None
+
+    # -- callbacks to the handler (no lock held) ---------------------------------------------
+
+    def _deliver(self, kind: str, payload: Any) -> bool:
+        """Run one handler callback; an exception is logged and closes with 1011."""
+        try:
+            if kind == "message":
+                self.handler._ws_message(payload)
+            elif kind == "ping":
+                self.handler._ws_ping(payload)
+            else:
+                self.handler._ws_pong(payload)
+        except Exception:
+            log.exception("Uncaught exception in the WebSocket %s callback", kind)
+            self.fail(CloseCode.INTERNAL_ERROR, "server error")
+            return False
+        return True
+
+    # -- timers (run on a worker thread, serialized with data_received) ----------------------
+
+    def _keepalive(self) -> None:
+        """Send a ping every interval; a peer silent for ``ping_timeout`` after it is dead."""
+        with self._lock:
+            self._ping_timer = None
+            if self._lost or self.ws.state is not OPEN or self.transport is None:
+                return
+            self._ping_sent_at = time.monotonic()
+            self.ws.send_ping(os.urandom(4))
+            self._flush()
+            self._ping_timer = self.transport.call_later(self.ping_timeout, self._check_alive)
+
+    def _check_alive(self) -> None:
+        with self._lock:
+            self._ping_timer = None
+            if self._lost or self.transport is None:
+                return
+            if self._last_received < self._ping_sent_at:
+                log.info("websocket peer did not answer a ping in %ss, closing", self.ping_timeout)
+                self.transport.abort()
+                return
+            delay = max(0.0, self._ping_sent_at + (self.ping_interval or 0) - time.monotonic())
+            self._ping_timer = self.transport.call_later(delay, self._keepalive)
+
+    def _close_timed_out(self) -> None:
+        with self._lock:
+            self._close_timer = None
+            if not self._lost and self.transport is not None:
+                log.debug("websocket closing handshake timed out, dropping the connection")
+                self.transport.abort()
+
+
+__all__ = ["WebSocketClosedError", "WebSocketProtocol"]
