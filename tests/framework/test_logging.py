@@ -1,0 +1,148 @@
+"""microweb.log: named loggers, plain / JSON / rotating-file output, user and request id context."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from microweb import log
+
+LOGGER = "microweb.test-logging"  # configure() a private logger, never the root of the test run
+
+
+@pytest.fixture
+def target() -> Iterator[logging.Logger]:
+    logger = logging.getLogger(LOGGER)
+    logger.propagate = False
+    yield logger
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
+
+
+def test_named_loggers() -> None:
+    assert log.access_log.name == "microweb.access"
+    assert log.app_log.name == "microweb.application"
+    assert log.server_log.name == "microweb.server"
+    assert log.websocket_log.name == "microweb.websocket"
+
+
+def test_plain_output_shows_user_and_request_id_when_present(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(level="DEBUG", stream=out, logger=LOGGER)
+    target.info("hello %s", "world", extra={"user": "alice", "request_id": "r-1"})
+    target.warning("no context here")
+    target.debug("only a user", extra={"user": "bob"})
+    first, second, third = out.getvalue().splitlines()
+    assert first.endswith(f"INFO    {LOGGER} [user=alice request_id=r-1] hello world")
+    assert second.endswith(f"WARNING {LOGGER} no context here")
+    assert third.endswith("[user=bob] only a user")
+
+
+def test_custom_format_with_context_fields(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(stream=out, logger=LOGGER, fmt="%(user)s|%(request_id)s|%(message)s")
+    target.info("a", extra={"user": "alice"})
+    target.info("b")
+    assert out.getvalue().splitlines() == ["alice|-|a", "-|-|b"]
+
+
+def test_level_filters_and_bad_level_is_clear(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(level="warning", stream=out, logger=LOGGER)
+    target.info("hidden")
+    target.error("shown")
+    assert "hidden" not in out.getvalue() and "shown" in out.getvalue()
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        log.configure(level="LOUD", stream=out, logger=LOGGER)
+
+
+def test_configure_twice_does_not_duplicate(target: logging.Logger) -> None:
+    foreign = logging.NullHandler()
+    target.addHandler(foreign)
+    first, second = io.StringIO(), io.StringIO()
+    log.configure(stream=first, logger=LOGGER)
+    log.configure(stream=second, logger=LOGGER)
+    target.info("once")
+    assert first.getvalue() == ""
+    assert second.getvalue().count("once") == 1
+    ours = [h for h in target.handlers if getattr(h, "stream", None) in (first, second)]
+    assert foreign in target.handlers and len(ours) == 1
+
+
+def test_json_lines_carry_context_and_extras(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(json=True, stream=out, logger=LOGGER)
+    target.info("paid %d", 3, extra={"user": "alice", "request_id": "r-9", "order": 17})
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        target.exception("failed")
+    paid, failed = (json.loads(line) for line in out.getvalue().splitlines())
+    assert paid["message"] == "paid 3" and paid["level"] == "INFO"
+    assert paid["logger"] == LOGGER and paid["time"]
+    assert (paid["user"], paid["request_id"], paid["order"]) == ("alice", "r-9", 17)
+    assert failed["level"] == "ERROR" and "RuntimeError: boom" in failed["exc_info"]
+
+
+def test_rotating_file(target: logging.Logger, tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "app.log"
+    handlers = log.configure(file=path, max_bytes=300, backups=2, logger=LOGGER)
+    assert len(handlers) == 1  # a file alone: no stderr copy unless asked
+    for i in range(40):
+        target.info("line %03d %s", i, "x" * 30)
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["app.log", "app.log.1", "app.log.2"]
+    assert all(p.stat().st_size <= 300 for p in path.parent.iterdir())
+    assert "line 039" in path.read_text(encoding="utf-8")
+
+
+def test_file_and_stderr_together_in_json(target: logging.Logger, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.jsonl"
+    handlers = log.configure(file=path, json=True, stderr=True, logger=LOGGER)
+    assert len(handlers) == 2
+    target.warning("both", extra={"request_id": "abc"})
+    for handler in handlers:
+        handler.flush()
+    assert json.loads(path.read_text())["request_id"] == "abc"
+    assert json.loads(capsys.readouterr().err)["message"] == "both"
+
+
+def test_context_adapter_adds_context_per_record(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(stream=out, logger=LOGGER)
+    current = {"user": "alice"}
+    adapter = log.ContextAdapter(target, lambda: {"user": current["user"], "request_id": "r-2"})
+    adapter.info("first")
+    current["user"] = "bob"
+    adapter.info("second", extra={"request_id": "override"})
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("[user=alice request_id=r-2] first")
+    assert lines[1].endswith("[user=bob request_id=override] second")
+
+
+def test_formatter_does_not_leak_helper_fields(target: logging.Logger) -> None:
+    plain, as_json = io.StringIO(), io.StringIO()
+    log.configure(stream=plain, logger=LOGGER)
+    other = logging.StreamHandler(as_json)
+    other.setFormatter(log.json_formatter())
+    target.addHandler(other)
+    target.info("x", extra={"user": "alice"})
+    record = json.loads(as_json.getvalue())
+    assert "context" not in record and "request_id" not in record and record["user"] == "alice"
+
+
+@pytest.mark.parametrize(("user", "label"), [
+    (None, None), ("alice", "alice"), (b"bob", "bob"), ({"name": "carol", "id": 3}, "carol"),
+    ({"id": 4}, "4"), (type("U", (), {"username": "dave"})(), "dave"),
+])
+def test_user_label(user: object, label: str | None) -> None:
+    assert log.user_label(user) == label
