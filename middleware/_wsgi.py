@@ -1,0 +1,153 @@
+"""WSGI's hard parts, written once and reused by every middleware in this package.
+
+- :class:`ClosingIterator` wraps a response iterable so ``close()`` reaches the inner iterable
+  and the registered callbacks exactly once, whoever calls it and however often.
+- :func:`header` / :func:`set_header` / :func:`remove_header` edit a PEP 3333 header list.
+- :func:`plain_response` answers a short-circuited request (403, 429, 500...).
+- :func:`bounded_input` caps the request body a layer reads (never trusts a missing length).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, Any, Protocol, TypeAlias
+
+from werkzeug.wsgi import get_input_stream
+
+__all__ = [
+    "ClosingIterator",
+    "ExcInfo",
+    "Headers",
+    "StartResponse",
+    "WSGIApp",
+    "WSGIEnvironment",
+    "bounded_input",
+    "close_iterable",
+    "header",
+    "plain_response",
+    "remove_header",
+    "set_header",
+    "status_code",
+]
+
+WSGIEnvironment: TypeAlias = dict[str, Any]
+Headers: TypeAlias = list[tuple[str, str]]
+ExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+)
+Write: TypeAlias = Callable[[bytes], object]
+
+
+class StartResponse(Protocol):
+    """PEP 3333 ``start_response``: returns the legacy ``write`` callable."""
+
+    def __call__(self, status: str, headers: Headers,
+                 exc_info: ExcInfo | None = ..., /) -> Write: ...
+
+
+WSGIApp: TypeAlias = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
+
+
+def close_iterable(iterable: object) -> None:
+    """Call ``iterable.close()`` if it has one (PEP 3333 says the server must)."""
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
+class ClosingIterator:
+    """Iterate ``iterable``; on the first ``close()`` close it, then run ``callbacks`` in order.
+
+    Later ``close()`` calls do nothing, so a server and an outer layer may both close safely.
+    Every callback runs even if an earlier one (or the inner close) raises; the first error is
+    re-raised afterwards.
+    """
+
+    __slots__ = ("_callbacks", "_closed", "_iterable", "_iterator")
+
+    def __init__(self, iterable: Iterable[bytes],
+                 callbacks: Iterable[Callable[[], object]] = ()) -> None:
+        self._iterable = iterable
+        self._iterator: Iterator[bytes] = iter(iterable)
+        self._callbacks = list(callbacks)
+        self._closed = False
+
+    def __iter__(self) -> ClosingIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        error: BaseException | None = None
+        for step in (lambda: close_iterable(self._iterable), *self._callbacks):
+            try:
+                step()
+            except BaseException as exc:  # keep closing; re-raise the first failure below
+                error = error or exc
+        if error is not None:
+            raise error
+
+
+def status_code(status: str) -> int:
+    """The integer code of a PEP 3333 status line (``"404 Not Found"`` -> 404)."""
+    try:
+        return int(status[:3])
+    except ValueError:
+        return 500
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive), or None."""
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return None
+
+
+def remove_header(headers: Headers, name: str) -> None:
+    """Remove every ``name`` header from the list, in place."""
+    lname = name.lower()
+    headers[:] = [(k, v) for k, v in headers if k.lower() != lname]
+
+
+def set_header(headers: Headers, name: str, value: str) -> None:
+    """Replace every ``name`` header by one ``name: value``, in place."""
+    remove_header(headers, name)
+    headers.append((name, value))
+
+
+def plain_response(start_response: StartResponse, status: str, body: str | bytes,
+                   headers: Headers | None = None, content_type: str = "text/plain; charset=utf-8",
+                   exc_info: ExcInfo | None = None) -> list[bytes]:
+    """Send a small complete response (used when a layer short-circuits the request)."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    out = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+    out.extend(headers or ())
+    if exc_info is not None:
+        start_response(status, out, exc_info)
+    else:
+        start_response(status, out)
+    return [data]
+
+
+def bounded_input(environ: WSGIEnvironment, max_bytes: int | None = None) -> IO[bytes]:
+    """The request body stream, limited to ``CONTENT_LENGTH`` (and to ``max_bytes`` if set).
+
+    A missing length reads as empty unless the server marks the stream as terminated
+    (``wsgi.input_terminated``), so a layer can never hang waiting for bytes that never come.
+    Raises werkzeug's ``RequestEntityTooLarge`` when the declared length exceeds ``max_bytes``.
+    """
+    return get_input_stream(environ, max_content_length=max_bytes)
+
+
+def current_exc_info() -> ExcInfo:
+    """``sys.exc_info()`` typed as PEP 3333 wants it."""
+    return sys.exc_info()

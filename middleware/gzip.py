@@ -1,0 +1,231 @@
+"""GzipMiddleware: compress responses on the fly (gzip, or brotli when installed and wanted).
+
+Reads ``HTTP_ACCEPT_ENCODING``, ``HTTP_RANGE``, ``REQUEST_METHOD``; writes no environ key.
+Streams: every chunk the app yields (or passes to ``write``) is compressed and flushed at once
+(``Z_SYNC_FLUSH``), so memory stays bounded and server-sent events still arrive one by one.
+Security caveat: compressing a response that mixes a secret (e.g. a CSRF token) with
+attacker-reflected input enables BREACH-style length oracles; mask such tokens per response
+(microweb's XSRF tokens are masked) or exclude those content types.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable
+from functools import partial
+
+from werkzeug.http import parse_accept_header
+
+from ._wsgi import (
+    ClosingIterator,
+    ExcInfo,
+    Headers,
+    StartResponse,
+    WSGIApp,
+    WSGIEnvironment,
+    close_iterable,
+    header,
+    remove_header,
+    set_header,
+    status_code,
+)
+from .base import Middleware
+
+try:  # optional extra: pip install microweb[brotli]
+    import brotli as _brotli
+except ImportError:  # pragma: no cover - depends on the installation
+    _brotli = None
+
+__all__ = ["DEFAULT_COMPRESSIBLE_TYPES", "GzipMiddleware"]
+
+#: exact types, ``major/*`` wildcards and ``+suffix`` structured-syntax suffixes.
+DEFAULT_COMPRESSIBLE_TYPES = (
+    "text/*", "application/json", "application/javascript", "application/x-javascript",
+    "application/xml", "application/xhtml+xml", "application/wasm", "application/graphql",
+    "application/x-www-form-urlencoded", "image/svg+xml", "image/x-icon", "font/ttf", "font/otf",
+    "+json", "+xml",
+)
+_SKIP_STATUSES = frozenset({204, 206, 304})
+
+
+class _Encoder:
+    """Incremental compressor: ``chunk()`` returns bytes decodable so far (flushed)."""
+
+    def __init__(self, coding: str, level: int, brotli_quality: int) -> None:
+        if coding == "br":
+            compressor = _brotli.Compressor(quality=brotli_quality)
+            self._process: Callable[[bytes], bytes] = compressor.process
+            self._flush: Callable[[], bytes] = compressor.flush
+            self._finish: Callable[[], bytes] = compressor.finish
+        else:
+            deflate = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip container
+            self._process = deflate.compress
+            self._flush = partial(deflate.flush, zlib.Z_SYNC_FLUSH)
+            self._finish = deflate.flush
+
+    def chunk(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        return self._process(data) + self._flush()
+
+    def finish(self) -> bytes:
+        return self._finish()
+
+
+def _weaken(etag: str) -> str:
+    return etag if etag.startswith("W/") else f"W/{etag}"
+
+
+def _add_vary(headers: Headers) -> None:
+    vary = header(headers, "Vary")
+    if vary is None:
+        headers.append(("Vary", "Accept-Encoding"))
+        return
+    tokens = {t.strip().lower() for t in vary.split(",")}
+    if "*" not in tokens and "accept-encoding" not in tokens:
+        set_header(headers, "Vary", f"{vary}, Accept-Encoding")
+
+
+class _Response:
+    """Per-request state: defers the upstream ``start_response`` until the first body bytes,
+    so the decision to compress can use the body length when the app returns a list."""
+
+    def __init__(self, middleware: GzipMiddleware, environ: WSGIEnvironment,
+                 start_response: StartResponse, coding: str | None) -> None:
+        self.mw, self.environ, self.upstream = middleware, environ, start_response
+        self.coding = coding
+        self.status: str | None = None
+        self.headers: Headers = []
+        self.exc_info: ExcInfo | None = None
+        self.upstream_write: Callable[[bytes], object] | None = None
+        self.encoder: _Encoder | None = None
+
+    def start_response(self, status: str, headers: Headers,
+                       exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+        if exc_info is not None and self.upstream_write is not None:
+            # Headers already went out: let the server re-raise (PEP 3333).
+            self.upstream(status, headers, exc_info)
+        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The ``write`` callable handed to the app: compressed and forwarded immediately."""
+        send = self.begin(None)
+        data = self.encoder.chunk(data) if self.encoder else data
+        if data:
+            send(data)
+
+    def begin(self, length: int | None) -> Callable[[bytes], object]:
+        """Decide once, then call the upstream ``start_response``."""
+        if self.upstream_write is None:
+            if self.status is None:
+                raise AssertionError("the app sent body bytes before calling start_response")
+            self.decide(length)
+            args = (self.status, self.headers)
+            if self.exc_info is not None:
+                self.upstream_write = self.upstream(*args, self.exc_info)
+            else:
+                self.upstream_write = self.upstream(*args)
+        return self.upstream_write
+
+    def decide(self, length: int | None) -> None:
+        headers = self.headers
+        if not self.mw.eligible(status_code(self.status or ""), headers):
+            return
+        _add_vary(headers)
+        declared = header(headers, "Content-Length")
+        if declared is not None and declared.strip().isdigit():
+            length = int(declared)
+        if self.coding is None or (length is not None and length < self.mw.min_size):
+            return
+        if "HTTP_RANGE" in self.environ:
+            return
+        self.encoder = _Encoder(self.coding, self.mw.level, self.mw.brotli_quality)
+        remove_header(headers, "Content-Length")
+        set_header(headers, "Content-Encoding", self.coding)
+        etag = header(headers, "ETag")
+        if etag is not None:
+            set_header(headers, "ETag", _weaken(etag))
+
+    def body(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
+        for chunk in iterable:
+            self.begin(None)
+            yield self.encoder.chunk(chunk) if self.encoder else chunk
+        self.begin(0)
+        if self.encoder is not None:
+            yield self.encoder.finish()
+
+
+class GzipMiddleware(Middleware):
+    """Compress eligible responses with the best encoding the client accepts.
+
+    ``level`` (gzip 1-9), ``brotli_quality`` (0-11), ``min_size`` (bytes; smaller known-length
+    bodies pass untouched), ``compressible_types``, ``use_brotli`` (when installed).
+    """
+
+    def __init__(self, app: WSGIApp, *, level: int = 6, min_size: int = 500,
+                 compressible_types: Iterable[str] = DEFAULT_COMPRESSIBLE_TYPES,
+                 use_brotli: bool = True, brotli_quality: int = 4) -> None:
+        super().__init__(app)
+        if not 0 <= level <= 9:
+            raise ValueError("gzip level must be within 0..9")
+        self.level, self.min_size, self.brotli_quality = level, min_size, brotli_quality
+        types = {t.lower() for t in compressible_types}
+        self._exact = frozenset(t for t in types if "/" in t and not t.endswith("/*"))
+        self._majors = frozenset(t[:-2] for t in types if t.endswith("/*"))
+        self._suffixes = tuple(t for t in types if t.startswith("+"))
+        self.codings = ("br", "gzip") if (use_brotli and _brotli is not None) else ("gzip",)
+
+    def negotiate(self, accept_encoding: str) -> str | None:
+        """The coding to use for this Accept-Encoding header, or None for identity.
+
+        The most specific entry wins (``gzip;q=0`` refuses gzip even with ``*``); an identity
+        ranked above every coding is honoured; ties go to brotli, then gzip.
+        """
+        if not accept_encoding:
+            return None
+        quality: dict[str, float] = {}
+        for value, q in parse_accept_header(accept_encoding):
+            quality.setdefault(value.lower(), q)
+        if "x-gzip" in quality:
+            quality.setdefault("gzip", quality["x-gzip"])
+        star = quality.get("*")
+        identity = quality.get("identity", star if star is not None else 0.0)
+        best, best_q = None, 0.0
+        for coding in self.codings:
+            q = quality.get(coding, star or 0.0)
+            if q > best_q:
+                best, best_q = coding, q
+        return best if best is not None and best_q >= identity else None
+
+    def compressible(self, content_type: str) -> bool:
+        mimetype = content_type.partition(";")[0].strip().lower()
+        if mimetype in self._exact or mimetype.partition("/")[0] in self._majors:
+            return True
+        return mimetype.endswith(self._suffixes) if self._suffixes else False
+
+    def eligible(self, status: int, headers: Headers) -> bool:
+        """Whether this response may be compressed at all (then it varies on the request)."""
+        if status < 200 or status in _SKIP_STATUSES:
+            return False
+        encoding = header(headers, "Content-Encoding")
+        if (encoding and encoding.strip().lower() != "identity") or header(
+                headers, "Content-Range"):
+            return False
+        if "no-transform" in (header(headers, "Cache-Control") or "").lower():
+            return False
+        return self.compressible(header(headers, "Content-Type") or "")
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return self.app(environ, start_response)
+        response = _Response(self, environ, start_response,
+                             self.negotiate(environ.get("HTTP_ACCEPT_ENCODING", "")))
+        iterable = self.app(environ, response.start_response)
+        if isinstance(iterable, list | tuple) and response.status is not None:
+            # Known body length: decide now, and hand uncompressed lists back unchanged.
+            response.begin(sum(len(chunk) for chunk in iterable))
+            if response.encoder is None:
+                return iterable
+        return ClosingIterator(response.body(iterable), [partial(close_iterable, iterable)])
