@@ -1,0 +1,105 @@
+"""Build the showcase: routes, settings and the middleware stack around them.
+
+Everything stateful is embedded: one SQLite file for the data, one for the sessions, both in a
+data folder (``examples/showcase/var/`` by default, ``MICROWEB_SHOWCASE_DATA`` to move it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import microweb as web
+import middleware
+from examples.showcase import handlers as h
+from examples.showcase.chat import ChatSocket, make_hub
+from examples.showcase.data import Database
+from middleware.sessions import SQLiteStore
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE / "var"
+MAX_UPLOAD = 8 * 1024 * 1024
+
+ROUTES: list[Any] = [
+    web.url(r"/", h.IndexHandler, name="index"),
+    web.url(r"/login", h.LoginHandler, name="login"),
+    web.url(r"/logout", h.LogoutHandler, name="logout"),
+    web.url(r"/account", h.AccountHandler, name="account"),
+    web.url(r"/houses", h.HousesHandler, name="houses"),
+    web.url(r"/houses/new", h.NewHouseHandler, name="house_new"),
+    web.url(r"/houses/(\d+)", h.HouseHandler, name="house"),
+    web.url(r"/houses\.csv", h.HousesCSVHandler, name="houses_csv"),
+    web.url(r"/upload", h.UploadHandler, name="upload"),
+    web.url(r"/download/([0-9a-f]{32})", h.DownloadHandler, name="download"),
+    web.url(r"/chat", h.ChatPageHandler, name="chat"),
+    web.url(r"/chat/socket", ChatSocket, name="chat_socket"),
+]
+
+
+def load_secret(data_dir: Path) -> str:
+    """``MICROWEB_SHOWCASE_SECRET``, else a random key kept in ``<data>/secret.key`` (0600).
+
+    Kept on disk so a restart (or a second worker process) does not log everybody out.
+    """
+    if env := os.environ.get("MICROWEB_SHOWCASE_SECRET"):
+        return env
+    path = data_dir / "secret.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
+             redis_url: str | None = None, trusted_proxies: str | None = None,
+             access_log: bool = True) -> Any:
+    """The showcase WSGI stack: [proxy →] access log → gzip → sessions (SQLite) → the app.
+
+    ``redis_url`` (or ``MICROWEB_SHOWCASE_REDIS``) switches the chat hub to Redis pub/sub, so
+    one room spans every worker process and machine (see examples/deploy/).
+    ``trusted_proxies`` (or ``MICROWEB_SHOWCASE_TRUSTED_PROXIES``, comma-separated addresses
+    and CIDR ranges) puts a ProxyMiddleware outermost so the client address and scheme come
+    from a reverse proxy's X-Forwarded-* headers; by default nobody is trusted.
+    """
+    data = Path(data_dir or os.environ.get("MICROWEB_SHOWCASE_DATA") or DEFAULT_DATA)
+    (data / "uploads").mkdir(parents=True, exist_ok=True)
+    secret = load_secret(data)
+    app = web.Application(
+        ROUTES,
+        template_path=str(HERE / "templates"),
+        static_path=str(HERE / "static"),
+        cookie_secret=secret,
+        xsrf_cookies=True,
+        login_url="/login",
+        debug=debug,
+        max_body_size=MAX_UPLOAD + 64 * 1024,
+        db=Database(data / "showcase.sqlite3"),
+        upload_dir=data / "uploads",
+        chat_hub=make_hub(redis_url or os.environ.get("MICROWEB_SHOWCASE_REDIS")),
+    )
+    layers: list[Any] = [middleware.GzipMiddleware,
+                         _sessions(data / "sessions.sqlite3", secret)]
+    if access_log:
+        layers.insert(0, middleware.AccessLogMiddleware)
+    trusted = trusted_proxies or os.environ.get("MICROWEB_SHOWCASE_TRUSTED_PROXIES")
+    if trusted:
+        proxies = [p.strip() for p in trusted.split(",") if p.strip()]
+        layers.insert(0, middleware.ProxyMiddleware.configure(trusted=proxies))
+    return middleware.compose(app, *layers)
+
+
+def _sessions(path: Path, secret: str) -> Any:
+    """SessionMiddleware over a SQLite file shared by every worker process."""
+    store = SQLiteStore(str(path))
+
+    def layer(app: Any) -> Any:
+        return middleware.SessionMiddleware(app, store=store, secret=secret)
+
+    return layer
+
+
