@@ -77,6 +77,7 @@ class OptionError(Error, ValueError):
                  source: str | None = None) -> None:
         self.option = option
         self.source = source
+        self.detail = message
         where = f"{source}: " if source else ""
         what = f"option {option!r}: " if option else ""
         super().__init__(f"{where}{what}{message}")

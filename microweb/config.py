@@ -1,0 +1,402 @@
+"""One TOML file describes a whole deployment: the app, its settings, middleware and server.
+
+``microweb serve --config app.toml`` calls :func:`load`; so can any WSGI server's entry point::
+
+    # wsgi.py (for gunicorn: gunicorn wsgi:app)
+    from microweb.config import load
+    app = load("app.toml").app
+
+The schema (every table is optional except ``[app]``; see docs/configuration.md)::
+
+    [app]
+    handlers = "myapp.urls:handlers"   # or factory = "myapp:make_app" (called with the settings)
+                                       # or module = "myapp:application" (a ready WSGI app)
+    [app.settings]                     # Application settings, Tornado's names
+    cookie_secret = { env = "APP_SECRET" }
+    template_path = "templates"        # relative paths are relative to this file
+    xsrf_cookies = true
+
+    [[middleware]]                     # outermost first
+    name = "proxy"
+    trusted = ["127.0.0.1"]
+    [[middleware]]
+    name = "gzip"
+
+    [sessions]                         # adds SessionMiddleware (store options + its options)
+    store = "sqlite"
+    path = "sessions.db"
+
+    [server]                           # overrides for microweb.server (host, port, workers...)
+    port = 8080
+
+    [logging]                          # microweb.log.configure(...)
+    level = "INFO"
+
+    [options]                          # values for microweb.options defined by the app
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from microweb import options as _options
+
+__all__ = ["ConfigError", "LoadedConfig", "MIDDLEWARE", "SESSION_STORES", "load"]
+
+#: short names usable in ``[[middleware]] name = ...`` (any "module:attr" works too).
+MIDDLEWARE: dict[str, str] = {
+    "proxy": "middleware.proxy:ProxyMiddleware",
+    "access_log": "middleware.accesslog:AccessLogMiddleware",
+    "ip_blacklist": "middleware.ipfilter:IPBlacklistMiddleware",
+    "gzip": "middleware.gzip:GzipMiddleware",
+    "signed_cookies": "middleware.signedcookies:SignedCookieMiddleware",
+    "sessions": "middleware.sessions:SessionMiddleware",
+    "xsrf": "middleware.xsrf:XSRFMiddleware",
+}
+_ALIASES = {"accesslog": "access_log", "ipfilter": "ip_blacklist", "ip_filter": "ip_blacklist",
+            "signedcookies": "signed_cookies", "session": "sessions", "compress": "gzip"}
+
+#: ``[sessions] store = ...`` names.
+SESSION_STORES: dict[str, str] = {
+    "memory": "middleware.sessions.stores.memory:MemoryStore",
+    "sqlite": "middleware.sessions.stores.sqlite:SQLiteStore",
+    "redis": "middleware.sessions.stores.redis:RedisStore",
+    "cookie": "middleware.sessions.stores.cookie:CookieStore",
+}
+
+_APP_KEYS = ("handlers", "factory", "module")
+_PATH_SETTINGS = ("template_path", "static_path")
+_REF_SETTINGS = ("static_handler_class", "default_handler_class", "log_function",
+                 "template_loader", "ui_methods", "ui_modules")
+_PATH_OPTIONS = ("path", "file", "output", "database")  # store / middleware / log file paths
+
+
+class ConfigError(_options.Error, ValueError):
+    """A config file that cannot work; the message names the file and the key."""
+
+
+@dataclass
+class LoadedConfig:
+    """What :func:`load` built from one file."""
+
+    #: the WSGI app to serve: the application wrapped in its middleware stack (and debugger)
+    app: Any
+    #: server option overrides for ``microweb.server.serve`` (validated against its table)
+    server: dict[str, Any]
+    #: the application before any middleware
+    application: Any = None
+    #: the Application settings as given (secrets resolved, paths made absolute)
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: the middleware stack (``middleware.Stack``) or None without middleware
+    stack: Any = None
+    #: True when ``debugger = true``: werkzeug's debugger wraps ``app`` (loopback hosts only)
+    debugger: bool = False
+    path: str = ""
+
+    def describe(self) -> str:
+        """The stack outermost first, for ``microweb serve --config`` to print at start-up."""
+        return self.stack.describe() if self.stack is not None else repr(self.application)
+
+
+class _Loader:
+    """Builds a :class:`LoadedConfig` from the parsed TOML of ``path``."""
+
+    def __init__(self, path: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.base = Path(path).resolve().parent
+        self.data = data
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {message}")
+
+    # -- values ----------------------------------------------------------------------------
+    def resolve(self, where: str, value: Any) -> Any:
+        """``{ env = "NAME", default = ... }`` and ``{ ref = "module:attr" }`` inline tables."""
+        if isinstance(value, Mapping) and set(value) <= {"env", "default"} and "env" in value:
+            if value["env"] in os.environ:
+                return os.environ[value["env"]]
+            if "default" in value:
+                return value["default"]
+            raise self.fail(where, f"environment variable {value['env']} is not set")
+        if isinstance(value, Mapping) and set(value) == {"ref"}:
+            return self.ref(where, value["ref"])
+        if isinstance(value, list):
+            return [self.resolve(where, item) for item in value]
+        return value
+
+    def ref(self, where: str, spec: Any) -> Any:
+        """Import ``"package.module:attr.sub"``."""
+        if not isinstance(spec, str) or ":" not in spec:
+            raise self.fail(where, f"expected \"package.module:attribute\", got {spec!r}")
+        module_name, _, attr = spec.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise self.fail(where, f"cannot import {module_name!r}: {exc}") from exc
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise self.fail(where, f"{module_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        return obj
+
+    def local_path(self, value: Any) -> Any:
+        if isinstance(value, str) and value and not value.startswith(("redis:", "rediss:")):
+            return str(self.base / value)
+        return value
+
+    def table(self, name: str, value: Any = None) -> dict[str, Any]:
+        value = self.data.get(name, {}) if value is None else value
+        if not isinstance(value, Mapping):
+            raise self.fail(f"[{name}]", f"must be a table, got {type(value).__name__}")
+        return dict(value)
+
+    # -- the application ----------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        raw = self.table("app.settings", self.table("app").get("settings", {}))
+        settings = {}
+        for key, value in raw.items():
+            where = f"[app.settings] {key}"
+            value = self.resolve(where, value)
+            if key in _PATH_SETTINGS:
+                value = self.local_path(value)
+            elif key in _REF_SETTINGS and isinstance(value, str):
+                value = self.ref(where, value)
+            settings[key] = value
+        return settings
+
+    def application(self, settings: dict[str, Any]) -> Any:
+        app_table = self.table("app")
+        for entry in app_table.get("pythonpath", []):
+            path = str(self.base / entry)
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        given = [k for k in _APP_KEYS if k in app_table]
+        if len(given) != 1:
+            raise self.fail("[app]", "give exactly one of handlers = \"mod:list\", "
+                            "factory = \"mod:callable\" or module = \"mod:wsgi_app\"")
+        kind = given[0]
+        target = self.ref(f"[app] {kind}", app_table[kind])
+        app_settings = {k: v for k, v in settings.items() if k != "debugger"}
+        if kind == "handlers":
+            import microweb
+
+            return microweb.Application(target, **app_settings)
+        if kind == "factory":
+            return self.call(f"[app] factory {app_table[kind]}", target, app_settings)
+        if app_settings:
+            raise self.fail("[app.settings]", "settings need handlers = ... or factory = ...: "
+                            "module = ... names an app that is already built")
+        if isinstance(target, list | tuple):
+            import microweb
+
+            return microweb.Application(list(target))
+        if not callable(target):
+            raise self.fail("[app] module", f"{app_table[kind]!r} is not a WSGI application")
+        return target
+
+    def call(self, where: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """``factory(**kwargs)``, naming unknown keys before the call instead of a traceback."""
+        self.check_keywords(where, factory, kwargs)
+        try:
+            return factory(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(where, str(exc)) from exc
+
+    def check_keywords(self, where: str, factory: Callable[..., Any], kwargs: Mapping[str, Any],
+                       skip: int = 0) -> None:
+        try:
+            params = list(inspect.signature(factory).parameters.values())[skip:]
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return
+        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise self.fail(where, f"unknown option {unknown[0]!r} (accepted: "
+                            f"{', '.join(sorted(names)) or 'none'})")
+
+    # -- middleware ----------------------------------------------------------------------------
+    def middleware_entries(self) -> list[tuple[str, dict[str, Any]]]:
+        raw = self.data.get("middleware", [])
+        if isinstance(raw, Mapping):  # [middleware.gzip] tables, in file order
+            entries = [(name, self.table(f"middleware.{name}", opts or {}))
+                       for name, opts in raw.items()]
+        elif isinstance(raw, list):
+            entries = []
+            for i, item in enumerate(raw, 1):
+                opts = self.table(f"[middleware] #{i}", item)
+                name = opts.pop("name", None) or opts.pop("use", None)
+                if not isinstance(name, str):
+                    raise self.fail(f"[[middleware]] #{i}", "needs name = \"gzip\" (or a "
+                                    "\"module:Class\")")
+                entries.append((name, opts))
+        else:
+            raise self.fail("[middleware]", "must be [[middleware]] entries or tables")
+        return [(_ALIASES.get(name, name), opts) for name, opts in entries
+                if opts.pop("enabled", True)]
+
+    def middleware_class(self, where: str, name: str) -> Any:
+        spec = MIDDLEWARE.get(name, name)
+        if ":" not in spec:
+            raise self.fail(where, f"unknown middleware {name!r} (known: "
+                            f"{', '.join(MIDDLEWARE)}, or \"package.module:Class\")")
+        return self.ref(where, spec)
+
+    def layers(self, settings: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+        entries = self.middleware_entries()
+        sessions = self.table("sessions")
+        if sessions and not any(name == "sessions" for name, _ in entries):
+            xsrf = [i for i, (name, _) in enumerate(entries) if name == "xsrf"]
+            entries.insert(xsrf[0] if xsrf else len(entries), ("sessions", {}))
+        layers = []
+        for name, opts in entries:
+            where = f"[middleware] {name}"
+            if name == "sessions":
+                where, opts = "[sessions]", {**sessions, **opts}
+            cls = self.middleware_class(where, name)
+            opts = {k: self.resolve(f"{where} {k}", v) for k, v in opts.items()}
+            if name == "sessions":
+                opts = self.session_options(cls, opts, settings)
+            opts = self.with_secret(cls, opts, settings)
+            opts = {k: self.local_path(v) if k in _PATH_OPTIONS else v for k, v in opts.items()}
+            self.check_keywords(where, cls, opts, skip=1 if inspect.isclass(cls) else 0)
+            layers.append((cls, opts))
+        return layers
+
+    def with_secret(self, factory: Any, opts: dict[str, Any],
+                    settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Pass ``cookie_secret`` as ``secret`` to layers that sign, unless given one."""
+        secret = settings.get("cookie_secret")
+        if secret is None or "secret" in opts:
+            return opts
+        try:
+            accepts = "secret" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        return {**opts, "secret": secret} if accepts else opts
+
+    def session_options(self, cls: Any, opts: dict[str, Any],
+                        settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Split ``[sessions]`` into the store's options and the middleware's."""
+        kind = opts.pop("store", "memory")
+        if not isinstance(kind, str):
+            return opts if kind is None else {**opts, "store": kind}
+        store_cls = self.ref("[sessions] store", SESSION_STORES.get(kind, kind)) \
+            if kind in SESSION_STORES or ":" in kind else None
+        if store_cls is None:
+            raise self.fail("[sessions] store", f"unknown store {kind!r} (known: "
+                            f"{', '.join(SESSION_STORES)}, or \"package.module:Class\")")
+        store_params = set(inspect.signature(store_cls).parameters)
+        mw_params = set(inspect.signature(cls).parameters)
+        store_opts = {k: v for k, v in opts.items() if k in store_params and
+                      (k not in mw_params or k in ("path", "url"))}
+        store_opts = {k: self.local_path(v) if k == "path" else v for k, v in store_opts.items()}
+        store_opts = self.with_secret(store_cls, store_opts, settings)
+        store = self.call(f"[sessions] store {kind}", store_cls, store_opts)
+        return {**{k: v for k, v in opts.items() if k not in store_opts}, "store": store}
+
+    def build(self) -> LoadedConfig:
+        settings = self.settings()
+        application = self.application(settings)
+        layers = self.layers(settings)
+        stack = None
+        app = application
+        if layers:
+            from middleware import MiddlewareOrderError, compose
+
+            try:
+                stack = compose(application, *layers)
+            except MiddlewareOrderError as exc:
+                raise self.fail("[middleware]", str(exc)) from exc
+            except (TypeError, ValueError) as exc:
+                raise self.fail("[middleware]", str(exc)) from exc
+            app = stack
+        server = self.server()
+        if settings.get("debugger"):
+            from microweb.debug import DebuggerRefused, debugged
+
+            try:
+                app = debugged(app, server.get("host", "127.0.0.1"))
+            except DebuggerRefused as exc:
+                raise self.fail("[app.settings] debugger", str(exc)) from exc
+        return LoadedConfig(app=app, server=server, application=application, settings=settings,
+                            stack=stack, debugger=bool(settings.get("debugger")), path=self.path)
+
+    # -- server, logging, options --------------------------------------------------------------
+    def server(self) -> dict[str, Any]:
+        table = {k.replace("-", "_"): self.resolve(f"[server] {k}", v)
+                 for k, v in self.table("server").items()}
+        for key in ("unix_socket", "certfile", "keyfile"):
+            if key in table:
+                table[key] = self.local_path(table[key])
+        try:
+            from microweb.server.config import Config
+        except ImportError:  # pragma: no cover - the bundled server is part of microweb
+            return table
+        try:
+            checked = Config(**table)
+        except (TypeError, ValueError) as exc:
+            raise self.fail("[server]", str(exc)) from exc
+        return {k: getattr(checked, k) for k in table}
+
+    def logging(self) -> None:
+        table = {k: self.resolve(f"[logging] {k}", v) for k, v in self.table("logging").items()}
+        if not table:
+            return
+        from microweb import log
+
+        if "file" in table:
+            table["file"] = self.local_path(table["file"])
+        self.check_keywords("[logging]", log.configure, table)
+        try:
+            log.configure(**table)
+        except (TypeError, ValueError, RuntimeError, OSError) as exc:
+            raise self.fail("[logging]", str(exc)) from exc
+
+    def options(self) -> None:
+        table = self.table("options")
+        if not table:
+            return
+        try:
+            _options.options.apply_mapping(table, f"config file {self.path}")
+        except _options.OptionError as exc:
+            raise self.fail("[options]", f"option {exc.option!r}: {exc.detail}") from None
+
+
+_TOP_LEVEL = {"app", "middleware", "sessions", "server", "logging", "options"}
+
+
+def load(path: str | os.PathLike[str], *, configure_logging: bool = True) -> LoadedConfig:
+    """Build the app, its middleware stack and the server overrides from one TOML file.
+
+    Raises :class:`ConfigError` (a ``microweb.options.Error``) naming the file and the key for
+    anything wrong: unknown tables or options, bad types, imports that fail.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"{path}: unknown table or key {unknown[0]!r} (expected: "
+                          f"{', '.join(sorted(_TOP_LEVEL))})")
+    if "app" not in data:
+        raise ConfigError(f"{path}: an [app] table is required")
+    loader = _Loader(path, data)
+    if configure_logging:
+        loader.logging()
+    loader.options()
+    return loader.build()

@@ -1,0 +1,294 @@
+"""microweb.config.load (one TOML file → app, middleware stack, server) and microweb.debug."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import textwrap
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.debug import DebuggedApplication
+from werkzeug.test import Client
+
+from microweb import debug, options
+from microweb.config import ConfigError, load
+
+options.define("config_test_greeting", default="hello", group="config-tests")
+
+Environ = dict[str, Any]
+
+
+def echo_app(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A plain WSGI app reporting what the middleware stack gave it."""
+    body = json.dumps({"remote": environ.get("REMOTE_ADDR"),
+                       "scheme": environ.get("wsgi.url_scheme"),
+                       "filler": "x" * 2000}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def make_app(**settings: Any) -> Callable[..., Iterable[bytes]]:
+    """A factory taking Application-style settings."""
+    def app(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("kaboom")
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(settings, default=str).encode()]
+    return app
+
+
+def strict_factory(*, debug: bool = False) -> Callable[..., Iterable[bytes]]:
+    return echo_app
+
+
+HERE = "tests.framework.test_config"
+
+
+def write(tmp_path: Path, text: str, name: str = "app.toml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Callable[[str], str]:
+    return lambda text: write(tmp_path, text)
+
+
+# -- the application ---------------------------------------------------------------------------
+
+def test_factory_gets_settings_with_secrets_and_paths(config: Callable[[str], str],
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFIG_TEST_SECRET", "s3cret")
+    loaded = load(config(f"""
+        [app]
+        factory = "{HERE}:make_app"
+        [app.settings]
+        debug = false
+        xsrf_cookies = true
+        cookie_secret = {{ env = "CONFIG_TEST_SECRET" }}
+        login_url = {{ env = "CONFIG_TEST_UNSET", default = "/login" }}
+        template_path = "templates"
+        static_handler_class = "{HERE}:echo_app"
+    """))
+    settings = Client(loaded.app).get("/").json
+    assert settings["cookie_secret"] == "s3cret" and settings["xsrf_cookies"] is True
+    assert settings["login_url"] == "/login"
+    assert settings["template_path"] == str(tmp_path / "templates")
+    assert loaded.settings["static_handler_class"] is echo_app
+    assert loaded.server == {} and loaded.stack is None and loaded.application is loaded.app
+
+
+def test_module_names_a_ready_wsgi_app(config: Callable[[str], str]) -> None:
+    loaded = load(config(f'[app]\nmodule = "{HERE}:echo_app"\n'))
+    assert loaded.app is echo_app
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[app]\n", "give exactly one of handlers"),
+    (f'[app]\nmodule = "{HERE}:echo_app"\nfactory = "{HERE}:make_app"', "exactly one of"),
+    ('[app]\nmodule = "no_such_module_xyz:app"',
+     "[app] module: cannot import 'no_such_module_xyz'"),
+    (f'[app]\nmodule = "{HERE}:nothing_here"', "has no attribute 'nothing_here'"),
+    ('[app]\nmodule = "just_a_name"', "expected \"package.module:attribute\""),
+    (f'[app]\nmodule = "{HERE}:HERE"', "is not a WSGI application"),
+    (f'[app]\nmodule = "{HERE}:echo_app"\n[app.settings]\ndebug = true',
+     "settings need handlers = ... or factory = ..."),
+    (f'[app]\nfactory = "{HERE}:strict_factory"\n[app.settings]\ndbug = true',
+     "[app] factory tests.framework.test_config:strict_factory: unknown option 'dbug' "
+     "(accepted: debug)"),
+    (f'[app]\nfactory = "{HERE}:make_app"\n[app.settings]\ncookie_secret = {{ env = "NOPE_X" }}',
+     "[app.settings] cookie_secret: environment variable NOPE_X is not set"),
+    ('[ap]\nmodule = "x:y"', "unknown table or key 'ap'"),
+    ('[server]\nport = 1', "an [app] table is required"),
+    ("[app\n", "invalid TOML"),
+])
+def test_errors_name_the_file_and_key(config: Callable[[str], str], body: str,
+                                      message: str) -> None:
+    path = config(body)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert isinstance(info.value, options.Error)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "absent.toml")
+
+
+# -- middleware -----------------------------------------------------------------------------------
+
+def test_middleware_array_builds_the_stack_in_order(config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [[middleware]]
+        name = "proxy"
+        trusted = ["127.0.0.1"]
+        [[middleware]]
+        name = "gzip"
+        min_size = 100
+        [[middleware]]
+        name = "access_log"
+        enabled = false
+    """))
+    names = [line.split("(")[0] for line in loaded.describe().splitlines()[:-1]]
+    assert names == ["1. ProxyMiddleware", "2. GzipMiddleware"]
+    client = Client(loaded.app)
+    response = client.get("/", headers={"X-Forwarded-For": "203.0.113.9",
+                                        "X-Forwarded-Proto": "https",
+                                        "Accept-Encoding": "gzip"},
+                          environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    seen = json.loads(gzip.decompress(response.data))
+    assert seen["remote"] == "203.0.113.9" and seen["scheme"] == "https"
+    untrusted = client.get("/", headers={"X-Forwarded-For": "203.0.113.9"},
+                           environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert untrusted.json["remote"] == "198.51.100.1"
+
+
+def test_middleware_tables_keep_file_order_and_accept_class_refs(
+        config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [middleware.proxy]
+        trusted = ["10.0.0.0/8"]
+        [middleware.accesslog]
+        [middleware."middleware.gzip:GzipMiddleware"]
+        level = 9
+    """))
+    assert [type(layer.factory).__name__ for layer in loaded.stack.layers]
+    assert [layer.name for layer in loaded.stack.layers] == [
+        "ProxyMiddleware", "AccessLogMiddleware", "GzipMiddleware"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[[middleware]]\nname = "teleport"', "[middleware] teleport: unknown middleware 'teleport'"),
+    ('[[middleware]]\nname = "gzip"\nlevle = 3', "[middleware] gzip: unknown option 'levle'"),
+    ('[[middleware]]\nname = "gzip"\nlevel = 42', "gzip level must be within 0..9"),
+    ('[[middleware]]\nmin_size = 3', "[[middleware]] #1: needs name = "),
+    ('[[middleware]]\nname = "access_log"\n[[middleware]]\nname = "proxy"',
+     "middleware order cannot work"),
+])
+def test_middleware_errors(config: Callable[[str], str], body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(config(f'[app]\nmodule = "{HERE}:echo_app"\n{body}\n'))
+    assert message in str(info.value)
+
+
+# -- server, logging, options -------------------------------------------------------------------
+
+def test_server_overrides_are_validated(config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [server]
+        host = "127.0.0.1"
+        port = 8123
+        workers = 2
+        keepalive-timeout = 3
+    """))
+    assert loaded.server == {"host": "127.0.0.1", "port": 8123, "workers": 2,
+                             "keepalive_timeout": 3.0}
+    with pytest.raises(ConfigError, match=r"\[server\]: bad value for server option 'port'"):
+        load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[server]\nport = "eighty"\n'))
+    with pytest.raises(ConfigError, match=r"\[server\]: unknown server option 'prot'"):
+        load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[server]\nprot = 1\n'))
+
+
+@pytest.fixture
+def private_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("microweb.test-config")
+    yield logger
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.NOTSET)
+
+
+def test_logging_table_configures_logging(config: Callable[[str], str], tmp_path: Path,
+                                          private_logger: logging.Logger) -> None:
+    load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [logging]
+        level = "WARNING"
+        json = true
+        file = "logs/app.jsonl"
+        logger = "microweb.test-config"
+    """))
+    private_logger.info("hidden")
+    private_logger.warning("kept", extra={"user": "alice"})
+    for handler in private_logger.handlers:
+        handler.flush()
+    lines = (tmp_path / "logs" / "app.jsonl").read_text().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["kept"]
+    with pytest.raises(ConfigError, match=r"\[logging\]: unknown option 'colour'"):
+        load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[logging]\ncolour = true\n'))
+
+
+def test_options_table_sets_defined_options(config: Callable[[str], str]) -> None:
+    try:
+        load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[options]\n'
+                    'config_test_greeting = "bonjour"\n'))
+        assert options.options.config_test_greeting == "bonjour"
+        with pytest.raises(ConfigError, match=r"\[options\]: option 'nope': unknown option"):
+            load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[options]\nnope = 1\n'))
+    finally:
+        options.options.config_test_greeting = "hello"
+
+
+# -- the interactive debugger ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("::ffff:127.0.0.1", True), ("unix:/tmp/app.sock", True),
+    ("0.0.0.0", False), ("::", False), ("", False), (None, False), ("192.0.2.10", False),
+    ("10.1.2.3", False), ("no-such-host.invalid", False),
+])
+def test_is_loopback(host: str | None, expected: bool) -> None:
+    assert debug.is_loopback(host) is expected
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.0.2.10"])
+def test_debugger_is_refused_off_loopback(host: str) -> None:
+    with pytest.raises(debug.DebuggerRefused, match="loopback"):
+        debug.debugged(echo_app, host)
+
+
+def test_debugger_only_when_enabled() -> None:
+    assert debug.maybe_debugged(echo_app, {"debug": True}, "0.0.0.0") is echo_app
+    wrapped = debug.maybe_debugged(echo_app, {"debugger": True}, "127.0.0.1")
+    assert isinstance(wrapped, DebuggedApplication) and wrapped.app is echo_app
+
+
+def test_debugger_shows_an_interactive_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="microweb.application"):
+        app = debug.debugged(make_app(), "127.0.0.1")
+    assert "PIN:" in caplog.text
+    response = Client(app).get("/boom")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "RuntimeError: kaboom" in page and "Werkzeug Debugger" in page
+    # the console is there for a local Host, refused for any other (DNS rebinding)
+    assert "Interactive Console" in Client(app).get("/console").get_data(as_text=True)
+    foreign = Client(app).get("/console", headers={"Host": "evil.example"})
+    assert foreign.status_code == 400
+    assert "Interactive Console" not in foreign.get_data(as_text=True)
+
+
+def test_config_debugger_requires_loopback_server(config: Callable[[str], str]) -> None:
+    body = f'[app]\nfactory = "{HERE}:make_app"\n[app.settings]\ndebugger = true\n'
+    loaded = load(config(body))
+    assert loaded.debugger and isinstance(loaded.app, DebuggedApplication)
+    assert "debugger" not in Client(loaded.app).get("/").json  # not an Application setting
+    with pytest.raises(ConfigError, match=r"\[app.settings\] debugger: .*loopback.*'0.0.0.0'"):
+        load(config(body + '[server]\nhost = "0.0.0.0"\n'))
