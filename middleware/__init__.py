@@ -18,6 +18,7 @@ from .compose import MiddlewareOrderError, Stack, compose
 from .gzip import GzipMiddleware
 from .ipfilter import IPBlacklistMiddleware
 from .proxy import ProxyMiddleware
+from .signedcookies import SignedCookieMiddleware
 
 __all__ = [
     "AccessLogMiddleware",
@@ -27,6 +28,7 @@ __all__ = [
     "Middleware",
     "MiddlewareOrderError",
     "ProxyMiddleware",
+    "SignedCookieMiddleware",
     "Stack",
     "compose",
     "keys",

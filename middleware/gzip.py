@@ -71,6 +71,10 @@ class _Encoder:
     def finish(self) -> bytes:
         return self._finish()
 
+    def whole(self, data: bytes) -> bytes:
+        """Compress a complete body in one go (no per-chunk flush: the best ratio)."""
+        return self._process(data) + self._finish()
+
 
 def _weaken(etag: str) -> str:
     return etag if etag.startswith("W/") else f"W/{etag}"
@@ -99,6 +103,7 @@ class _Response:
         self.exc_info: ExcInfo | None = None
         self.upstream_write: Callable[[bytes], object] | None = None
         self.encoder: _Encoder | None = None
+        self.decided = False
 
     def start_response(self, status: str, headers: Headers,
                        exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
@@ -129,6 +134,10 @@ class _Response:
         return self.upstream_write
 
     def decide(self, length: int | None) -> None:
+        """Compress or not, once per response; edits the pending headers accordingly."""
+        if self.decided:
+            return
+        self.decided = True
         headers = self.headers
         if not self.mw.eligible(status_code(self.status or ""), headers):
             return
@@ -146,6 +155,23 @@ class _Response:
         etag = header(headers, "ETag")
         if etag is not None:
             set_header(headers, "ETag", _weaken(etag))
+
+    def whole(self, chunks: list[bytes] | tuple[bytes, ...]) -> list[bytes] | None:
+        """For a body already in memory: compress it whole and send an exact Content-Length.
+
+        Returns None when this response is not compressed (then the app's list goes out as is).
+        """
+        if self.upstream_write is not None:  # the app used write(): already streaming
+            return None
+        data = b"".join(chunks)
+        self.decide(len(data))
+        if self.encoder is None:
+            self.begin(len(data))
+            return None
+        data = self.encoder.whole(data)
+        set_header(self.headers, "Content-Length", str(len(data)))
+        self.begin(len(data))
+        return [data]
 
     def body(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
         for chunk in iterable:
@@ -224,8 +250,10 @@ class GzipMiddleware(Middleware):
                              self.negotiate(environ.get("HTTP_ACCEPT_ENCODING", "")))
         iterable = self.app(environ, response.start_response)
         if isinstance(iterable, list | tuple) and response.status is not None:
-            # Known body length: decide now, and hand uncompressed lists back unchanged.
-            response.begin(sum(len(chunk) for chunk in iterable))
+            compressed = response.whole(iterable)
+            if compressed is not None:
+                close_iterable(iterable)
+                return compressed
             if response.encoder is None:
                 return iterable
         return ClosingIterator(response.body(iterable), [partial(close_iterable, iterable)])

@@ -1,0 +1,111 @@
+"""SignedCookieMiddleware: transparent signatures for chosen cookies.
+
+Incoming: for each configured cookie (``names`` or ``prefix``), the signature and age are checked
+with the key ring; a verified cookie reaches the app with its *plain* value (in ``HTTP_COOKIE``,
+so ``request.cookies`` of any framework just works) and in ``environ[keys.SIGNED_COOKIES]``
+(``{name: value}``); a tampered, expired or unsigned one is removed from ``HTTP_COOKIE`` and
+logged on ``microweb.signedcookies``. Outgoing: the app's ``Set-Cookie`` values for those names
+are signed, attributes (Path, Max-Age, HttpOnly, SameSite...) untouched.
+Security caveat: signing is not encryption; the value stays readable by the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from werkzeug.http import dump_cookie, parse_cookie
+
+from . import keys
+from ._wsgi import Headers, WSGIApp, WSGIEnvironment
+from .base import Middleware
+from .signing import BadSignature, KeyRing, SecretSpec
+
+__all__ = ["SALT_PREFIX", "SignedCookieMiddleware"]
+
+log = logging.getLogger("microweb.signedcookies")
+#: each cookie signs with its own salt, so a value cannot be replayed under another name
+SALT_PREFIX = "microweb.signed_cookie:"
+
+
+def _pair(name: str, value: str) -> str:
+    """``name=value`` quoted the way werkzeug quotes cookie values (ASCII on the wire)."""
+    return dump_cookie(name, value, path=None)
+
+
+class SignedCookieMiddleware(Middleware):
+    """Verify and sign the cookies named in ``names`` (or starting with ``prefix``).
+
+    ``secret``: one key, a list (newest first), Tornado's ``{version: key}`` or a KeyRing;
+    ``max_age``: seconds a signature stays valid (None: no limit).
+    """
+
+    provides = (keys.SIGNED_COOKIES,)
+
+    def __init__(self, app: WSGIApp, secret: SecretSpec, *, names: Iterable[str] = (),
+                 prefix: str | None = None, max_age: float | None = None) -> None:
+        super().__init__(app)
+        self.keyring = KeyRing.coerce(secret)
+        self.names = frozenset([names] if isinstance(names, str) else names)
+        self.prefix = prefix or None
+        if not self.names and not self.prefix:
+            raise ValueError("SignedCookieMiddleware needs cookie names or a prefix")
+        self.max_age = max_age
+
+    def __repr__(self) -> str:
+        return f"SignedCookieMiddleware(names={sorted(self.names)!r}, prefix={self.prefix!r})"
+
+    def covers(self, name: str) -> bool:
+        """Whether cookie ``name`` is signed by this middleware."""
+        return name in self.names or (self.prefix is not None and name.startswith(self.prefix))
+
+    def verify(self, name: str, signed: str) -> str | None:
+        """The plain value of a signed cookie, or None if tampered, expired or unsigned."""
+        try:
+            value, _old_key = self.keyring.unsign(signed, salt=SALT_PREFIX + name,
+                                                  max_age=self.max_age)
+            return value.decode("utf-8")
+        except (BadSignature, UnicodeDecodeError) as exc:
+            log.warning("dropped cookie %r: %s", name, type(exc).__name__)
+            return None
+
+    def sign(self, name: str, value: str) -> str:
+        """The signed form of ``value`` for cookie ``name``."""
+        return self.keyring.sign(value, salt=SALT_PREFIX + name)
+
+    def process_request(self, environ: WSGIEnvironment) -> WSGIApp | None:
+        verified: dict[str, str] = {}
+        kept: list[str] = []
+        for segment in environ.get("HTTP_COOKIE", "").split(";"):
+            name = segment.partition("=")[0].strip()
+            if not name or not self.covers(name):
+                if segment.strip():
+                    kept.append(segment.strip())
+                continue
+            value = self.verify(name, parse_cookie(segment).get(name, ""))
+            if value is not None:
+                verified.setdefault(name, value)
+                kept.append(_pair(name, value))
+        if "HTTP_COOKIE" in environ:
+            environ["HTTP_COOKIE"] = "; ".join(kept)
+        environ[keys.SIGNED_COOKIES] = verified
+        return None
+
+    def process_response(self, environ: WSGIEnvironment, status: str,
+                         headers: Headers) -> str | None:
+        for index, (key, value) in enumerate(headers):
+            if key.lower() == "set-cookie":
+                signed = self._sign_header(value)
+                if signed is not None:
+                    headers[index] = (key, signed)
+        return None
+
+    def _sign_header(self, header_value: str) -> str | None:
+        first, sep, attributes = header_value.partition(";")
+        name = first.partition("=")[0].strip()
+        if not name or not self.covers(name):
+            return None
+        value = parse_cookie(first).get(name, "")
+        if not value:  # a deletion (empty value, expired): nothing worth signing
+            return None
+        return _pair(name, self.sign(name, value)) + sep + attributes
