@@ -227,6 +227,7 @@ class _Loader:
     # -- middleware ----------------------------------------------------------------------------
     def middleware_entries(self) -> list[tuple[str, dict[str, Any]]]:
         raw = self.data.get("middleware", [])
+        entries: list[tuple[str, dict[str, Any]]]
         if isinstance(raw, Mapping):  # [middleware.gzip] tables, in file order
             entries = [(name, self.table(f"middleware.{name}", opts or {}))
                        for name, opts in raw.items()]

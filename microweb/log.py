@@ -75,7 +75,7 @@ def json_formatter(datefmt: str | None = None) -> logging.Formatter:
     except ImportError as exc:  # the optional "log" extra
         raise RuntimeError("JSON logging needs python-json-logger: "
                            "pip install 'microweb[log]'") from exc
-    return JsonFormatter(  # type: ignore[no-any-return]
+    return JsonFormatter(
         "{asctime}{levelname}{name}{message}", style="{", datefmt=datefmt,
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     )

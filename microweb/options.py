@@ -21,6 +21,7 @@ instead, like ``argparse``: users see a sentence, not a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import numbers
 import os
@@ -202,9 +203,10 @@ class _Option:
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
-            if issubclass(self.type, numbers.Integral) and self.type is not bool and ":" in part:
+            if ":" in part and self.type is not bool and issubclass(self.type, numbers.Integral):
+                to_int: Callable[[str], int] = self.type  # type: ignore[assignment]
                 lo, _, hi = part.partition(":")  # Tornado's ranges: "1:3" -> 1, 2, 3
-                values.extend(range(self.type(lo), self.type(hi) + 1))
+                values.extend(range(to_int(lo), to_int(hi) + 1))
             else:
                 values.append(self._parse_one(part))
         return values
@@ -539,22 +541,17 @@ def _exec_python(path: str) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
-class _exit_on_error:  # noqa: N801 - used like contextlib's lowercase helpers
+@contextlib.contextmanager
+def _exit_on_error(enabled: bool) -> Iterator[None]:
     """Turn an :class:`Error` into a one-line message on stderr and exit status 2."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
-        if self.enabled and isinstance(exc, Error):
-            prog = os.path.basename(sys.argv[0] or "app")
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            raise SystemExit(2)
-        return False
+    try:
+        yield
+    except Error as exc:
+        if not enabled:
+            raise
+        prog = os.path.basename(sys.argv[0] or "app")
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 # -- the global parser and Tornado's module-level functions --------------------------------
