@@ -16,7 +16,7 @@ import middleware
 from examples.showcase import handlers as h
 from examples.showcase.chat import ChatSocket, make_hub
 from examples.showcase.data import Database
-from middleware.sessions import SQLiteStore
+from middleware.sessions import SessionMiddleware, SQLiteStore
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "var"
@@ -57,7 +57,7 @@ def load_secret(data_dir: Path) -> str:
 
 def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
              redis_url: str | None = None, trusted_proxies: str | None = None,
-             access_log: bool = True) -> Any:
+             access_log: str | None = "-") -> Any:
     """The showcase WSGI stack: [proxy →] access log → gzip → sessions (SQLite) → the app.
 
     ``redis_url`` (or ``MICROWEB_SHOWCASE_REDIS``) switches the chat hub to Redis pub/sub, so
@@ -65,6 +65,8 @@ def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
     ``trusted_proxies`` (or ``MICROWEB_SHOWCASE_TRUSTED_PROXIES``, comma-separated addresses
     and CIDR ranges) puts a ProxyMiddleware outermost so the client address and scheme come
     from a reverse proxy's X-Forwarded-* headers; by default nobody is trusted.
+    ``access_log``: "-" (stdout), a file path, or None to leave output to logging's handlers
+    (``MICROWEB_ACCESS_LOG`` when set wins over the default).
     """
     data = Path(data_dir or os.environ.get("MICROWEB_SHOWCASE_DATA") or DEFAULT_DATA)
     (data / "uploads").mkdir(parents=True, exist_ok=True)
@@ -82,24 +84,13 @@ def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
         upload_dir=data / "uploads",
         chat_hub=make_hub(redis_url or os.environ.get("MICROWEB_SHOWCASE_REDIS")),
     )
-    layers: list[Any] = [middleware.GzipMiddleware,
-                         _sessions(data / "sessions.sqlite3", secret)]
-    if access_log:
-        layers.insert(0, middleware.AccessLogMiddleware)
+    output = os.environ.get("MICROWEB_ACCESS_LOG", access_log) if access_log else None
+    layers: list[Any] = [middleware.AccessLogMiddleware.configure(output=output),
+                         middleware.GzipMiddleware,
+                         SessionMiddleware.configure(
+                             secret=secret, store=SQLiteStore(data / "sessions.sqlite3"))]
     trusted = trusted_proxies or os.environ.get("MICROWEB_SHOWCASE_TRUSTED_PROXIES")
     if trusted:
         proxies = [p.strip() for p in trusted.split(",") if p.strip()]
         layers.insert(0, middleware.ProxyMiddleware.configure(trusted=proxies))
     return middleware.compose(app, *layers)
-
-
-def _sessions(path: Path, secret: str) -> Any:
-    """SessionMiddleware over a SQLite file shared by every worker process."""
-    store = SQLiteStore(str(path))
-
-    def layer(app: Any) -> Any:
-        return middleware.SessionMiddleware(app, store=store, secret=secret)
-
-    return layer
-
-

@@ -167,11 +167,14 @@ class UploadHandler(BaseHandler):
         self.redirect(self.reverse_url("upload") + f"?uploaded={upload.id}")
 
     def _store(self, file: Any) -> Upload:
-        upload = Upload(id=secrets.token_hex(16), owner=self.current_user,
+        """Copy the upload to disk without reading it into memory (it may be 8 MiB)."""
+        upload_id = secrets.token_hex(16)
+        path = self.settings["upload_dir"] / upload_id
+        file.save(str(path))
+        upload = Upload(id=upload_id, owner=self.current_user,
                         filename=Path(file.filename).name[:200] or "upload",
                         content_type=file.content_type or "application/octet-stream",
-                        size=len(file.body))
-        (self.settings["upload_dir"] / upload.id).write_bytes(file.body)
+                        size=path.stat().st_size)
         self.db.add_upload(upload)
         return upload
 

@@ -1,0 +1,1 @@
+"""The tutorials' chat room on microweb (see app.py)."""

@@ -1,0 +1,1 @@
+"""Login example: XSRF-protected form, secure-cookie user, @authenticated pages, safe ``next``."""
