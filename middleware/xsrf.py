@@ -11,11 +11,35 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import io
+import logging
 import re
 import secrets
+import tempfile
 import time
+from collections.abc import Callable, Iterable
+from typing import IO, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
+from werkzeug.http import dump_cookie, parse_cookie, parse_options_header
+
+from . import keys
+from ._wsgi import (
+    ClosingIterator,
+    ExcInfo,
+    Headers,
+    StartResponse,
+    WSGIApp,
+    WSGIEnvironment,
+    bounded_input,
+    plain_response,
+)
+from .base import Middleware
 
 __all__ = [
+    "XSRFMiddleware",
     "mask_xsrf_token",
     "new_xsrf_token",
     "unmask_xsrf_token",
@@ -74,3 +98,285 @@ def xsrf_tokens_equal(a: bytes | None, b: bytes | None) -> bool:
     if not a or not b:
         return False
     return hmac.compare_digest(a, b)
+
+
+# -- the middleware ----------------------------------------------------------------------------
+
+log = logging.getLogger("middleware.xsrf")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+#: where the raw token lives in a session (hex), when the session keeps it
+SESSION_KEY = "_xsrf"
+
+
+class XSRFRejected(Exception):
+    """An unsafe request failed the XSRF checks (answered 403 with the reason)."""
+
+
+class _Discard(io.BytesIO):
+    """A file sink for uploads while looking for the ``_xsrf`` field: keeps nothing."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _discard_stream(*args: Any, **kwargs: Any) -> IO[bytes]:
+    return _Discard()
+
+
+def _origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL with default ports dropped; None if not http(s)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and str(port) != _DEFAULT_PORTS[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
+def request_origin(environ: WSGIEnvironment) -> str | None:
+    """This request's own origin from ``wsgi.url_scheme`` and ``Host`` (as ProxyMiddleware
+    resolved them behind a trusted proxy)."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or (
+        f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}")
+    return _origin_of(f"{scheme}://{host}")
+
+
+class XSRFMiddleware(Middleware):
+    """The framework's ``xsrf_cookies`` protection for any WSGI app (Flask, Django, bare WSGI).
+
+    Writes ``environ["microweb.xsrf_token"]`` (a masked token for this request's forms and
+    headers) and ``environ["microweb.xsrf_token_factory"]`` (a fresh masked token per call).
+    Unsafe methods must send the token in the ``_xsrf`` form field or an ``X-XSRFToken`` /
+    ``X-CSRFToken`` header. The raw token lives in the ``_xsrf`` cookie (masked, as Tornado) or
+    in the session when ``token_store`` says so (``"auto"``: the session if a SessionMiddleware
+    sits outside). Checks, cheapest first: ``Sec-Fetch-Site: cross-site`` refused; the
+    ``Origin`` (else ``Referer``) must be this site's origin or in ``trusted_origins``; the
+    token must match. Failures answer 403 and log the reason. ``exempt``: paths (exact, or a
+    prefix when ending in ``/``) or compiled regexes that skip the checks (webhooks).
+
+    Security caveat: the double-submit cookie trusts that sibling subdomains cannot set cookies
+    for this host; keep the Origin check on (default) or use the session as the token store.
+    """
+
+    provides: ClassVar[tuple[str, ...]] = (keys.XSRF_TOKEN, keys.XSRF_TOKEN_FACTORY)
+    uses: ClassVar[tuple[str, ...]] = (keys.SESSION, keys.PROXY_RESOLVED)
+
+    def __init__(self, app: WSGIApp, *, token_store: Literal["auto", "cookie", "session"] = "auto",
+                 cookie_name: str = "_xsrf", cookie_max_age: int | None = 30 * 86400,
+                 secure: bool | None = None, samesite: str | None = "Lax",
+                 domain: str | None = None, path: str = "/", field_name: str = "_xsrf",
+                 check_origin: bool = True, trusted_origins: Iterable[str] = (),
+                 exempt: Iterable[str | re.Pattern[str]] = (),
+                 max_body_size: int = 16 * 1024 * 1024,
+                 spool_size: int = 512 * 1024) -> None:
+        super().__init__(app)
+        if token_store not in ("auto", "cookie", "session"):
+            raise ValueError("token_store must be 'auto', 'cookie' or 'session'")
+        self.token_store = token_store
+        self.cookie_name = cookie_name
+        self.cookie_max_age = cookie_max_age
+        self.secure = secure
+        self.samesite = samesite
+        self.domain = domain
+        self.path = path
+        self.field_name = field_name
+        self.check_origin = check_origin
+        self.trusted_origins = frozenset(
+            o for o in (_origin_of(x) for x in trusted_origins) if o)
+        self._exact = frozenset(p for p in exempt if isinstance(p, str) and not p.endswith("/"))
+        self._prefixes = tuple(p for p in exempt if isinstance(p, str) and p.endswith("/"))
+        self._patterns = tuple(p for p in exempt if not isinstance(p, str))
+        self.max_body_size = max_body_size
+        self.spool_size = spool_size
+
+    def __repr__(self) -> str:
+        return (f"XSRFMiddleware(token_store={self.token_store!r}, "
+                f"check_origin={self.check_origin})")
+
+    def is_exempt(self, path: str) -> bool:
+        """True when ``path`` skips the XSRF checks."""
+        return (path in self._exact or path.startswith(self._prefixes)
+                or any(p.fullmatch(path) for p in self._patterns))
+
+    # -- the token ---------------------------------------------------------------------------
+
+    def _session(self, environ: WSGIEnvironment) -> Any:
+        if self.token_store == "cookie":
+            return None
+        session = environ.get(keys.SESSION)
+        if session is None and self.token_store == "session":
+            raise RuntimeError("XSRFMiddleware(token_store='session') needs a SessionMiddleware "
+                               "outside it")
+        return session
+
+    def _stored_token(self, environ: WSGIEnvironment, session: Any) -> bytes | None:
+        if session is not None:
+            value = session.get(SESSION_KEY)
+            try:
+                return bytes.fromhex(value) if isinstance(value, str) and value else None
+            except ValueError:
+                return None
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
+        return unmask_xsrf_token(cookie)
+
+    def _cookie(self, environ: WSGIEnvironment, token: bytes) -> str:
+        secure = self.secure
+        if secure is None:
+            secure = environ.get("wsgi.url_scheme") == "https"
+        # Not HttpOnly on purpose: scripts read it to send the X-XSRFToken header (as Tornado).
+        return dump_cookie(self.cookie_name, mask_xsrf_token(token), max_age=self.cookie_max_age,
+                           path=self.path, domain=self.domain, secure=secure,
+                           samesite=self.samesite, max_size=0)
+
+    # -- the checks --------------------------------------------------------------------------
+
+    def _check_fetch_metadata(self, environ: WSGIEnvironment) -> None:
+        if environ.get("HTTP_SEC_FETCH_SITE", "").strip().lower() == "cross-site":
+            raise XSRFRejected("cross-site request refused (Sec-Fetch-Site: cross-site)")
+
+    def _check_origin(self, environ: WSGIEnvironment) -> None:
+        own = request_origin(environ)
+        claimed = environ.get("HTTP_ORIGIN")
+        source = "Origin"
+        if not claimed or claimed == "null":
+            claimed, source = environ.get("HTTP_REFERER"), "Referer"
+        if not claimed:
+            return  # non-browser clients send neither; the token check still applies
+        origin = _origin_of(claimed)
+        if origin is not None and (origin == own or origin in self.trusted_origins):
+            return
+        hint = ""
+        if origin and own and origin.split("://")[1] == own.split("://")[1]:
+            hint = (" (same host, other scheme: behind a TLS-terminating proxy? put "
+                    "ProxyMiddleware outside XSRFMiddleware)")
+        raise XSRFRejected(f"{source} {claimed[:100]!r} does not match this site {own!r}{hint}")
+
+    def _submitted(self, environ: WSGIEnvironment) -> str | None:
+        token = environ.get("HTTP_X_XSRFTOKEN") or environ.get("HTTP_X_CSRFTOKEN")
+        if token:
+            return str(token)
+        return self._form_field(environ)
+
+    def _form_field(self, environ: WSGIEnvironment) -> str | None:
+        """Find the ``_xsrf`` field in a form body, then give the app an equivalent input."""
+        mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
+        if mimetype not in _FORM_TYPES:
+            return None
+        spool = self._buffer_body(environ)
+        _, form, _ = parse_form_data(dict(environ, **{"wsgi.input": spool}),
+                                     stream_factory=_discard_stream, silent=True)
+        spool.seek(0)
+        value = form.get(self.field_name)
+        return value if isinstance(value, str) else None
+
+    def _buffer_body(self, environ: WSGIEnvironment) -> IO[bytes]:
+        """Copy the body (at most ``max_body_size``) to a spooled file; it becomes wsgi.input."""
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.spool_size)
+        stream = bounded_input(environ, self.max_body_size)
+        size = 0
+        while chunk := stream.read(64 * 1024):
+            size += len(chunk)
+            if size > self.max_body_size:
+                spool.close()
+                raise RequestEntityTooLarge()
+            spool.write(chunk)
+        spool.seek(0)
+        environ["wsgi.input"] = spool
+        environ["CONTENT_LENGTH"] = str(size)
+        environ["wsgi.input_terminated"] = True
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return spool
+
+    def _verify(self, environ: WSGIEnvironment, token: bytes | None) -> None:
+        self._check_fetch_metadata(environ)
+        if self.check_origin:
+            self._check_origin(environ)
+        submitted = self._submitted(environ)
+        if not submitted:
+            raise XSRFRejected(f"'{self.field_name}' argument missing from "
+                               f"{environ.get('REQUEST_METHOD')} (form field, or the "
+                               "X-XSRFToken header)")
+        if token is None:
+            raise XSRFRejected("no XSRF token cookie: load a page carrying the form first")
+        if not xsrf_tokens_equal(unmask_xsrf_token(submitted), token):
+            raise XSRFRejected("XSRF token does not match")
+
+    # -- WSGI --------------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        session = self._session(environ)
+        token = self._stored_token(environ, session)
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        original_input = environ.get("wsgi.input")
+        if method not in SAFE_METHODS and not self.is_exempt(environ.get("PATH_INFO", "")):
+            refusal = self._refusal(environ, token)
+            if refusal is not None:
+                _close_spool(environ, original_input)
+                return refusal(start_response)
+        if token is None:
+            token = new_xsrf_token()
+            if session is not None:
+                session[SESSION_KEY] = token.hex()
+            else:
+                start_response = self._with_cookie(environ, start_response, token)
+        raw = token
+        environ[keys.XSRF_TOKEN] = mask_xsrf_token(raw)
+        environ[keys.XSRF_TOKEN_FACTORY] = lambda: mask_xsrf_token(raw)
+        body = self.app(environ, start_response)
+        spool = environ.get("wsgi.input")
+        if spool is not original_input and spool is not None:
+            return ClosingIterator(body, [spool.close])  # the buffered form body
+        return body
+
+    def _refusal(self, environ: WSGIEnvironment, token: bytes | None
+                 ) -> Callable[[StartResponse], list[bytes]] | None:
+        """None when the unsafe request passes, else the 403 (or 413) answer to send."""
+        try:
+            self._verify(environ, token)
+        except XSRFRejected as exc:
+            reason = str(exc)
+            return lambda sr: self._forbidden(environ, sr, reason)
+        except RequestEntityTooLarge:
+            log.warning("XSRF check refused %s %s: form body over %d bytes",
+                        environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
+                        self.max_body_size)
+            return lambda sr: plain_response(
+                sr, "413 Request Entity Too Large", "413 Request Entity Too Large: the form "
+                "is larger than the XSRF check buffers; send the token in the X-XSRFToken "
+                "header instead.\n")
+        return None
+
+    def _with_cookie(self, environ: WSGIEnvironment, start_response: StartResponse,
+                     token: bytes) -> StartResponse:
+        def xsrf_start_response(status: str, headers: Headers,
+                                exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+            headers = [*headers, ("Set-Cookie", self._cookie(environ, token))]
+            return start_response(status, headers, exc_info) if exc_info else \
+                start_response(status, headers)
+        return xsrf_start_response
+
+    def _forbidden(self, environ: WSGIEnvironment, start_response: StartResponse,
+                   reason: str) -> list[bytes]:
+        log.warning("XSRF check failed for %s %s from %s: %s", environ.get("REQUEST_METHOD"),
+                    environ.get("PATH_INFO"), environ.get("REMOTE_ADDR"), reason)
+        return plain_response(start_response, "403 Forbidden",
+                              f"403 Forbidden: XSRF check failed: {reason}.\n",
+                              headers=[("Cache-Control", "no-store")])
+
+
+def _close_spool(environ: WSGIEnvironment, original_input: object) -> None:
+    spool = environ.get("wsgi.input")
+    if spool is not original_input and spool is not None:
+        spool.close()

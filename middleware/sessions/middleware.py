@@ -1,0 +1,333 @@
+"""``SessionMiddleware``: a lazily loaded session per request, saved only when it changed.
+
+Reads the session cookie (its value is signed with the key ring), writes
+``environ["microweb.session"]`` (a :class:`~middleware.sessions.session.Session`), and when the
+response starts saves the session if it was modified (or refreshes a sliding expiry), sets or
+expires the cookie, deletes regenerated or invalidated ids and sends ``session_created`` /
+``session_destroyed``.
+
+Security: ids are 256 bits from :mod:`secrets`; an id that is forged, malformed or unknown to
+the store starts a new session with a fresh id (an attacker cannot choose ids) and is never
+echoed back. Call ``session.regenerate()`` at login. A store that fails answers 503 and is
+logged with its name; the response the app produced is then replaced, so no write is lost
+silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
+
+from itsdangerous import BadSignature
+from werkzeug.http import dump_cookie, parse_cookie
+
+from .. import keys
+from .._wsgi import (
+    ClosingIterator,
+    ExcInfo,
+    Headers,
+    StartResponse,
+    WSGIApp,
+    WSGIEnvironment,
+    close_iterable,
+    header,
+    set_header,
+)
+from ..base import Middleware
+from ..signals import session_created, session_destroyed
+from ..signing import KeyRing, SecretSpec
+from .serializers import JSONSerializer, SessionSerializer
+from .session import Session
+from .stores.base import SESSION_ID_RE, Store, StoreUnavailable, new_session_id
+from .stores.cookie import CookieStore, SessionTooLarge
+from .stores.memory import MemoryStore
+
+__all__ = ["SessionMiddleware"]
+
+log = logging.getLogger("middleware.sessions")
+
+_UNAVAILABLE = ("503 Service Unavailable",
+                b"503 Service Unavailable: the session store is unavailable. Try again shortly.\n")
+_UNSAVABLE = ("500 Internal Server Error",
+              b"500 Internal Server Error: the session could not be saved.\n")
+
+
+class _Request:
+    """Per-request state (the middleware instance itself holds configuration only)."""
+
+    __slots__ = ("cookie", "environ", "replacement", "session", "started")
+
+    def __init__(self, environ: WSGIEnvironment, cookie: str | None,
+                 loader: Callable[[Session], None]) -> None:
+        self.environ = environ
+        self.cookie = cookie
+        self.session = Session(loader)
+        self.started = False
+        #: (status, body) that replaces the app's response after a store or save failure
+        self.replacement: tuple[str, bytes] | None = None
+
+
+class SessionMiddleware(Middleware):
+    """Server-side (or cookie) sessions for any WSGI app at ``environ["microweb.session"]``.
+
+    ``secret`` signs the session cookie (str, list newest first, ``{version: key}`` dict or a
+    :class:`~middleware.signing.KeyRing`). ``store`` defaults to a :class:`MemoryStore`.
+    ``max_age`` (seconds) is the idle lifetime when ``sliding`` (refreshed at most every
+    ``refresh_interval`` seconds by a cheap touch), else the absolute lifetime. ``permanent=False``
+    makes a browser-session cookie (the server still expires it after ``max_age``).
+    ``secure=None`` marks the cookie Secure when the request is https (as ProxyMiddleware
+    resolved it).
+    """
+
+    provides: ClassVar[tuple[str, ...]] = (keys.SESSION,)
+    uses: ClassVar[tuple[str, ...]] = (keys.PROXY_RESOLVED,)
+
+    def __init__(self, app: WSGIApp, secret: SecretSpec, store: Store | None = None, *,
+                 cookie_name: str = "session", max_age: int = 14 * 86400,
+                 sliding: bool = True, refresh_interval: int = 60, permanent: bool = True,
+                 secure: bool | None = None, httponly: bool = True, samesite: str | None = "Lax",
+                 domain: str | None = None, path: str = "/",
+                 serializer: SessionSerializer | None = None,
+                 key_version: int | None = None) -> None:
+        super().__init__(app)
+        self.keyring = KeyRing.coerce(secret, key_version)
+        self.store: Store = store if store is not None else MemoryStore()
+        if max_age <= 0:
+            raise ValueError("max_age must be positive")
+        if samesite is not None and samesite.lower() not in ("lax", "strict", "none"):
+            raise ValueError("samesite must be 'Lax', 'Strict', 'None' or None")
+        self.cookie_name = cookie_name
+        self.max_age = int(max_age)
+        self.sliding = sliding
+        self.refresh_interval = max(0, int(refresh_interval))
+        self.permanent = permanent
+        self.secure = secure
+        self.httponly = httponly
+        self.samesite = samesite
+        self.domain = domain
+        self.path = path
+        self.serializer: SessionSerializer = serializer or JSONSerializer()
+        self.salt = "microweb.session:" + cookie_name
+
+    def __repr__(self) -> str:
+        return (f"SessionMiddleware(store={self.store!r}, cookie_name={self.cookie_name!r}, "
+                f"max_age={self.max_age})")
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _read_sid(self, value: str | None) -> str | None:
+        """The id inside a signed cookie value, or None if forged, expired or misshapen."""
+        if not value:
+            return None
+        try:
+            raw, _ = self.keyring.unsign(value, salt=self.salt, max_age=self.max_age)
+        except BadSignature:
+            return None
+        sid = raw.decode("ascii", "replace")
+        return sid if SESSION_ID_RE.fullmatch(sid) else None
+
+    def _loader(self, req: _Request) -> Callable[[Session], None]:
+        def load(session: Session) -> None:
+            if self.store.client_side:
+                self._load_from_cookie(req, session)
+                return
+            sid = self._read_sid(req.cookie)
+            record = self.store.load(sid) if sid else None  # StoreUnavailable propagates
+            if record is None:
+                session._fill(None, {}, None, None)
+                return
+            data = self._decode(record[0], sid)
+            if data is None:
+                session._fill(None, {}, None, None)
+            else:
+                session._fill(sid, data, record[0], record[1])
+        return load
+
+    def _load_from_cookie(self, req: _Request, session: Session) -> None:
+        assert isinstance(self.store, CookieStore)
+        raw = (self.store.decode(req.cookie, self.keyring, self.salt, self.max_age)
+               if req.cookie else None)
+        data = self._decode(raw, None) if raw is not None else None
+        if data is None:
+            session._fill(None, {}, None, None)
+        else:
+            session._fill(None, data, raw, None)
+
+    def _decode(self, raw: bytes, sid: str | None) -> dict[str, Any] | None:
+        try:
+            return self.serializer.loads(raw)
+        except (ValueError, TypeError) as exc:
+            log.warning("session %s in %s is unreadable (%s): starting a new session",
+                        (sid or "cookie")[:8], self.store, exc)
+            return None
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def _cookie(self, environ: WSGIEnvironment, value: str, expire: bool = False) -> str:
+        secure = self.secure
+        if secure is None:
+            secure = environ.get("wsgi.url_scheme") == "https"
+        max_age: int | None = self.max_age if self.permanent else None
+        return dump_cookie(self.cookie_name, "" if expire else value,
+                           max_age=0 if expire else max_age,
+                           expires=0 if expire else None, path=self.path, domain=self.domain,
+                           secure=secure, httponly=self.httponly, samesite=self.samesite,
+                           max_size=0)
+
+    def _commit(self, req: _Request) -> list[str]:
+        """Write what happened to the session; return the Set-Cookie header values."""
+        session = req.session
+        session.committed = True
+        for sid in session._dropped:
+            self.store.delete(sid)
+        if session.invalidated and session_destroyed.receivers:
+            session_destroyed.send(session, environ=req.environ)
+        data = session.data
+        if not data:
+            if session.sid is not None:  # emptied: forget it
+                self.store.delete(session.sid)
+            return [self._cookie(req.environ, "", expire=True)] if req.cookie else []
+        raw = self.serializer.dumps(data)
+        if self.store.client_side:
+            return self._commit_cookie(req, raw)
+        if session.sid is None:
+            session.sid = new_session_id()
+            self.store.save(session.sid, raw, self.max_age)
+            if session_created.receivers:
+                session_created.send(session, environ=req.environ)
+        elif session.modified or raw != session._original:
+            self.store.save(session.sid, raw, self.max_age)
+        elif self._needs_refresh(session):
+            self.store.touch(session.sid, self.max_age)
+        else:
+            return []
+        return [self._cookie(req.environ, self.keyring.sign(session.sid, salt=self.salt))]
+
+    def _needs_refresh(self, session: Session) -> bool:
+        if not self.sliding or session.expires is None:
+            return False
+        return session.expires - time.time() < self.max_age - self.refresh_interval
+
+    def _commit_cookie(self, req: _Request, raw: bytes) -> list[str]:
+        session = req.session
+        assert isinstance(self.store, CookieStore)
+        if not (session.modified or raw != session._original or self.sliding):
+            return []
+        value = self.store.encode(raw, self.keyring, self.salt)
+        set_cookie = self._cookie(req.environ, value)
+        self.store.check_size(set_cookie, self.cookie_name)
+        if session.new and session_created.receivers:
+            session_created.send(session, environ=req.environ)
+        return [set_cookie]
+
+    # -- the WSGI flow -----------------------------------------------------------------------
+
+    def _fail(self, req: _Request, exc: BaseException) -> None:
+        """Remember that the response must be replaced, and log why (naming the store)."""
+        if req.replacement is not None:
+            return
+        if isinstance(exc, StoreUnavailable):
+            log.error("session store unavailable: %s", exc.description,
+                      extra={"session_store": exc.store_name})
+            req.replacement = _UNAVAILABLE
+        else:
+            log.error("session could not be saved in %s: %s", self.store, exc,
+                      exc_info=exc)
+            req.replacement = _UNSAVABLE
+
+    def _start(self, req: _Request, start_response: StartResponse) -> StartResponse:
+        def session_start_response(status: str, headers: Headers,
+                                   exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+            req.started = True
+            headers = list(headers)
+            if req.replacement is None and req.session.loaded:
+                try:
+                    cookies = self._commit(req)
+                except (StoreUnavailable, SessionTooLarge, TypeError, ValueError) as exc:
+                    self._fail(req, exc)
+                else:
+                    headers.extend(("Set-Cookie", c) for c in cookies)
+                    _vary_cookie(headers)
+            if req.replacement is not None:
+                return _replace(req, start_response, exc_info)
+            return start_response(status, headers, exc_info) if exc_info else \
+                start_response(status, headers)
+        return session_start_response
+
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
+        self.store.check_environ(environ)
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
+        req = _Request(environ, cookie, lambda s: None)
+        req.session._loader = self._loader(req)
+        environ[keys.SESSION] = req.session
+        hooked = self._start(req, start_response)
+        try:
+            body = self.app(environ, hooked)
+        except StoreUnavailable as exc:
+            if req.started:
+                raise
+            self._fail(req, exc)
+            _replace(req, start_response, None)
+            return [_UNAVAILABLE[1]]
+        if not req.started:
+            return ClosingIterator(self._late_start(req, body, start_response),
+                                   [lambda: self._after(req)])
+        if req.replacement is not None:
+            close_iterable(body)
+            return [req.replacement[1]]
+        if req.session.loaded:
+            return ClosingIterator(body, [lambda: self._after(req)])
+        return body  # PERF: untouched session: the app's iterable (and file_wrapper) as is
+
+    def _late_start(self, req: _Request, body: Iterable[bytes],
+                    start_response: StartResponse) -> Iterator[bytes]:
+        """Iterate an app that calls start_response lazily (a generator), replacing if needed."""
+        try:
+            for chunk in body:
+                if req.replacement is not None:
+                    break
+                yield chunk
+        except StoreUnavailable as exc:
+            if req.started and req.replacement is None:
+                raise
+            self._fail(req, exc)
+            if not req.started:
+                _replace(req, start_response, None)
+        finally:
+            close_iterable(body)
+        if req.replacement is not None:
+            yield req.replacement[1]
+
+    def _after(self, req: _Request) -> None:
+        if req.session._late:
+            log.warning("the session was modified after the response started: that change "
+                        "is not saved (modify the session before the first byte is sent)")
+
+
+def _vary_cookie(headers: Headers) -> None:
+    """Responses that read the session differ per cookie: tell caches."""
+    vary = header(headers, "Vary")
+    if vary is None:
+        headers.append(("Vary", "Cookie"))
+    elif "cookie" not in vary.lower() and vary.strip() != "*":
+        set_header(headers, "Vary", f"{vary}, Cookie")
+
+
+def _replace(req: _Request, start_response: StartResponse,
+             exc_info: ExcInfo | None) -> Callable[[bytes], object]:
+    """Send the replacement status (503 or 500) instead of the app's response."""
+    assert req.replacement is not None
+    req.started = True
+    status, body = req.replacement
+    headers = [("Content-Type", "text/plain; charset=utf-8"),
+               ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+    if status.startswith("503"):
+        headers.append(("Retry-After", "5"))
+    if exc_info:
+        start_response(status, headers, exc_info)
+    else:
+        start_response(status, headers)
+    return lambda data: None  # the app's own body is discarded

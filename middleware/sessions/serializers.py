@@ -1,0 +1,41 @@
+"""How session data becomes bytes for a store: JSON by default, pluggable, never pickle.
+
+A serializer is any object with ``dumps(dict) -> bytes`` and ``loads(bytes) -> dict``. JSON
+turns tuples into lists and non-string keys into strings; values it cannot represent raise
+``TypeError`` when the session is saved (a clear 500 and a log line, never a silent loss).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+__all__ = ["JSONSerializer", "SessionSerializer"]
+
+
+class SessionSerializer(Protocol):
+    """Turns a session's dict into bytes and back."""
+
+    def dumps(self, data: dict[str, Any]) -> bytes: ...
+
+    def loads(self, raw: bytes) -> dict[str, Any]: ...
+
+
+class JSONSerializer:
+    """Compact UTF-8 JSON; refuses NaN/Infinity and anything that is not a JSON object."""
+
+    def dumps(self, data: dict[str, Any]) -> bytes:
+        try:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:
+            raise TypeError(f"session data is not JSON-serializable: {exc}") from exc
+        return text.encode("utf-8")
+
+    def loads(self, raw: bytes) -> dict[str, Any]:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("stored session is not a JSON object")
+        return data
+
+    def __repr__(self) -> str:
+        return "JSONSerializer()"

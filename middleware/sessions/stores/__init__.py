@@ -1,0 +1,1 @@
+"""Session stores (``RedisStore`` lives in :mod:`.redis` and needs the ``redis`` extra)."""
