@@ -119,3 +119,25 @@ def client(app: Callable[..., Iterable[bytes]], remote_addr: str = "127.0.0.1",
 @pytest.fixture(params=APP_KINDS)
 def app_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+class Fetched:
+    """A response read whole and closed: status code, headers, raw (undecoded) body."""
+
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def fetch(app: Callable[..., Iterable[bytes]], path: str = "/", method: str = "GET",
+          headers: dict[str, str] | None = None, **environ: Any) -> Fetched:
+    """One request through ``wsgiref.validate`` with werkzeug's client, body left encoded
+    (webtest would transparently gunzip it)."""
+    from werkzeug.test import Client
+
+    environ.setdefault("REMOTE_ADDR", "127.0.0.1")
+    response = Client(validator(app)).open(path, method=method, headers=headers or {},
+                                           environ_overrides=environ)
+    try:
+        return Fetched(response.status_code, response.headers, response.get_data())
+    finally:
+        response.close()
