@@ -184,6 +184,7 @@ class _Loader:
                             "factory = \"mod:callable\" or module = \"mod:wsgi_app\"")
         kind = given[0]
         target = self.ref(f"[app] {kind}", app_table[kind])
+        self.options()  # after the import: the app's module define()s its options
         app_settings = {k: v for k, v in settings.items() if k != "debugger"}
         if kind == "handlers":
             import microweb
@@ -218,11 +219,18 @@ class _Loader:
             return
         if any(p.kind is p.VAR_KEYWORD for p in params):
             return
-        names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        names = {p.name for p in named}
         unknown = sorted(set(kwargs) - names)
         if unknown:
             raise self.fail(where, f"unknown option {unknown[0]!r} (accepted: "
                             f"{', '.join(sorted(names)) or 'none'})")
+        missing = [p.name for p in named if p.default is p.empty and p.name not in kwargs]
+        if missing and missing[0] == "secret":
+            raise self.fail(where, "needs a secret: set cookie_secret in [app.settings] "
+                            "(or secret = ... here)")
+        if missing:
+            raise self.fail(where, f"missing required option {missing[0]!r}")
 
     # -- middleware ----------------------------------------------------------------------------
     def middleware_entries(self) -> list[tuple[str, dict[str, Any]]]:
@@ -287,23 +295,32 @@ class _Loader:
 
     def session_options(self, cls: Any, opts: dict[str, Any],
                         settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Split ``[sessions]`` into the store's options and the middleware's."""
+        """Split ``[sessions]`` into the store's options and SessionMiddleware's.
+
+        A key only the store accepts goes to the store, and so does ``path`` (the SQLite
+        file); ``cookie_path`` is the middleware's cookie ``path``.
+        """
         kind = opts.pop("store", "memory")
         if not isinstance(kind, str):
             return opts if kind is None else {**opts, "store": kind}
-        store_cls = self.ref("[sessions] store", SESSION_STORES.get(kind, kind)) \
-            if kind in SESSION_STORES or ":" in kind else None
-        if store_cls is None:
+        spec = SESSION_STORES.get(kind, kind)
+        if ":" not in spec:
             raise self.fail("[sessions] store", f"unknown store {kind!r} (known: "
                             f"{', '.join(SESSION_STORES)}, or \"package.module:Class\")")
-        store_params = set(inspect.signature(store_cls).parameters)
-        mw_params = set(inspect.signature(cls).parameters)
-        store_opts = {k: v for k, v in opts.items() if k in store_params and
-                      (k not in mw_params or k in ("path", "url"))}
-        store_opts = {k: self.local_path(v) if k == "path" else v for k, v in store_opts.items()}
+        store_cls = self.ref("[sessions] store", spec)
+        store_params = _parameters(store_cls)
+        mw_params = _parameters(cls)
+        store_opts = {k: v for k, v in opts.items()
+                      if k in store_params and (k not in mw_params or k == "path")}
+        mw_opts = {k: v for k, v in opts.items() if k not in store_opts}
+        if "cookie_path" in mw_opts:
+            mw_opts["path"] = mw_opts.pop("cookie_path")
+        if "path" in store_opts:
+            store_opts["path"] = self.local_path(store_opts["path"])
+            Path(store_opts["path"]).parent.mkdir(parents=True, exist_ok=True)
         store_opts = self.with_secret(store_cls, store_opts, settings)
         store = self.call(f"[sessions] store {kind}", store_cls, store_opts)
-        return {**{k: v for k, v in opts.items() if k not in store_opts}, "store": store}
+        return {**mw_opts, "store": store}
 
     def build(self) -> LoadedConfig:
         settings = self.settings()
@@ -373,6 +390,13 @@ class _Loader:
             raise self.fail("[options]", f"option {exc.option!r}: {exc.detail}") from None
 
 
+def _parameters(factory: Any) -> set[str]:
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
 _TOP_LEVEL = {"app", "middleware", "sessions", "server", "logging", "options"}
 
 
@@ -399,5 +423,4 @@ def load(path: str | os.PathLike[str], *, configure_logging: bool = True) -> Loa
     loader = _Loader(path, data)
     if configure_logging:
         loader.logging()
-    loader.options()
     return loader.build()

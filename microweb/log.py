@@ -42,7 +42,8 @@ websocket_log = logging.getLogger("microweb.websocket")
 #: the request context fields a record may carry (LogRecord attributes set through ``extra``).
 CONTEXT_FIELDS = ("user", "request_id")
 DEFAULT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s %(context)s%(message)s"
-_MARK = "_microweb_configured"  # attribute on the handlers configure() installed
+_MARK = "_microweb_configured"
+_ABSENT = (None, "", "-")  # attribute on the handlers configure() installed
 
 
 class ContextFormatter(logging.Formatter):
@@ -60,10 +61,10 @@ class ContextFormatter(logging.Formatter):
         # A copy: other handlers (a JSON one, pytest's caplog) must not see our helper fields.
         record = copy.copy(record)
         present = [(f, getattr(record, f)) for f in CONTEXT_FIELDS
-                   if getattr(record, f, None) not in (None, "")]
+                   if getattr(record, f, None) not in _ABSENT]
         record.context = "[" + " ".join(f"{k}={v}" for k, v in present) + "] " if present else ""
         for field in CONTEXT_FIELDS:
-            if getattr(record, field, None) in (None, ""):
+            if getattr(record, field, None) in _ABSENT:
                 setattr(record, field, "-")
         return super().format(record)
 

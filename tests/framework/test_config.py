@@ -184,6 +184,73 @@ def test_middleware_errors(config: Callable[[str], str], body: str, message: str
     assert message in str(info.value)
 
 
+# -- sessions --------------------------------------------------------------------------------------
+
+def counter_app(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Counts visits in ``environ["microweb.session"]``."""
+    session = environ["microweb.session"]
+    session["visits"] = session.get("visits", 0) + 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(session["visits"]).encode()]
+
+
+def test_sqlite_sessions_from_the_sessions_table(config: Callable[[str], str],
+                                                 tmp_path: Path) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:counter_app"
+        [sessions]
+        store = "sqlite"
+        path = "var/sessions.db"
+        secret = "a-long-enough-secret-for-tests-0123456789"
+        cookie_name = "sid"
+        cookie_path = "/"
+        max_age = 3600
+    """))
+    layer = loaded.stack.layers[0]
+    assert layer.name == "SessionMiddleware"
+    assert type(layer.options["store"]).__name__ == "SQLiteStore"
+    assert layer.options["store"].path == str(tmp_path / "var" / "sessions.db")
+    assert layer.options["cookie_name"] == "sid" and layer.options["path"] == "/"
+    client = Client(loaded.app)
+    assert [client.get("/").get_data(as_text=True) for _ in range(3)] == ["1", "2", "3"]
+    assert (tmp_path / "var" / "sessions.db").exists()
+    assert client.get_cookie("sid") is not None
+
+
+def test_sessions_use_the_cookie_secret_and_sit_before_xsrf(config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        factory = "{HERE}:make_app"
+        [app.settings]
+        cookie_secret = "the-application-secret-0123456789abcdef"
+        [[middleware]]
+        name = "proxy"
+        [[middleware]]
+        name = "xsrf"
+        [sessions]
+        store = "memory"
+        max_entries = 50
+    """))
+    assert [layer.name for layer in loaded.stack.layers] == [
+        "ProxyMiddleware", "SessionMiddleware", "XSRFMiddleware"]
+    sessions = loaded.stack.layers[1]
+    assert sessions.options["secret"] == "the-application-secret-0123456789abcdef"
+    assert sessions.options["store"].max_entries == 50
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('store = "memory"', "[sessions]: needs a secret: set cookie_secret in [app.settings]"),
+    ('store = "floppy"\nsecret = "x"', "[sessions] store: unknown store 'floppy'"),
+    ('store = "sqlite"\nsecret = "x"', "[sessions] store sqlite: missing required option 'path'"),
+    ('store = "memory"\nsecret = "x"\ncolour = 1', "[sessions]: unknown option 'colour'"),
+])
+def test_session_errors(config: Callable[[str], str], body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(config(f'[app]\nmodule = "{HERE}:counter_app"\n[sessions]\n{body}\n'))
+    assert message in str(info.value)
+
+
 # -- server, logging, options -------------------------------------------------------------------
 
 def test_server_overrides_are_validated(config: Callable[[str], str]) -> None:
