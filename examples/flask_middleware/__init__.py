@@ -90,7 +90,7 @@ def make_app(data_dir: str | Path | None = None, *, secret: str = "change me: fl
         middleware.AccessLogMiddleware,
         middleware.GzipMiddleware,
         SessionMiddleware.configure(secret=secret, store=store),
-        XSRFMiddleware.configure(secret=secret),
+        XSRFMiddleware,  # the token lives in the session (SessionMiddleware is outside it)
     )
 
 
