@@ -1,0 +1,682 @@
+"""RequestHandler: Tornado's handler API and lifecycle, answering through PEP 3333.
+
+Lifecycle (as ``tornado.web.RequestHandler._execute``): ``set_default_headers`` and
+``initialize(**route kwargs)`` when constructed, then the XSRF check, ``prepare``, the HTTP
+method, ``finish`` and ``on_finish``. Errors go through ``send_error`` -> ``write_error``,
+which discard what was written and re-apply ``set_default_headers``.
+
+The response is buffered and handed to the server when the handler finishes. ``flush()``
+sends the headers and what was written so far through the ``write`` callable that
+``start_response`` returns; a handler method that is a generator streams each chunk it yields
+as the server iterates the response. Coroutine methods run on the thread's event loop.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import re
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from html import escape
+from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from werkzeug.http import http_date
+
+from middleware.keys import REQUEST_ID, SESSION
+
+from . import _async
+from ._errors import RESPONSES, Finish, HTTPError, MissingArgumentError
+from .auth import AuthMixin
+from .cookies import CookieMixin
+from .httputil import HTTPServerRequest
+from .signals import got_request_exception, request_finished, request_started
+from .templating import TemplateMixin
+
+if TYPE_CHECKING:
+    from .application import Application
+
+__all__ = ["Finish", "HTTPError", "MissingArgumentError", "RedirectHandler", "RequestHandler"]
+
+app_log = logging.getLogger("microweb.application")
+
+_ARG_DEFAULT: Any = object()
+_UNSET: Any = object()
+_DEFAULT_CONTENT_TYPE = "text/html; charset=UTF-8"
+_XSRF_EXEMPT = frozenset(("GET", "HEAD", "OPTIONS"))
+_ETAG_METHODS = frozenset(("GET", "HEAD"))
+_UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]").search
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
+_REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
+
+# PERF: header names are normalized once and remembered (bounded, like Tornado's cache).
+_NORMALIZED: dict[str, str] = {}
+
+
+def _normalize_header(name: str) -> str:
+    norm = _NORMALIZED.get(name)
+    if norm is None:
+        if not isinstance(name, str) or not _TOKEN(name):
+            raise ValueError(f"invalid header name {name!r}")
+        norm = "-".join(w.capitalize() for w in name.split("-"))
+        if len(_NORMALIZED) < 2000:
+            _NORMALIZED[name] = norm
+    return norm
+
+
+def _convert_header_value(value: Any) -> str:
+    """str / bytes / int / datetime to a header value; CR, LF and other controls are refused."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bytes):
+        text = value.decode("latin-1")
+    elif isinstance(value, int):
+        return str(value)
+    elif isinstance(value, datetime.datetime):
+        return http_date(value)
+    else:
+        raise TypeError(f"unsupported header value {value!r}")
+    if _UNSAFE_VALUE(text):
+        raise ValueError(f"unsafe header value {text!r}: control characters are not allowed")
+    if not text.isascii():
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"header value {text!r} is not latin-1; encode it (RFC 8187)"
+                             ) from None
+    return text
+
+
+def _unimplemented_method(self: RequestHandler, *args: Any, **kwargs: Any) -> None:
+    raise HTTPError(405)
+
+
+# PERF: per handler class, the HTTP methods it implements (resolved once per class).
+_IMPLEMENTED: dict[type, dict[str, str]] = {}
+
+
+def _implemented_methods(cls: type[RequestHandler]) -> dict[str, str]:
+    found = _IMPLEMENTED.get(cls)
+    if found is None:
+        found = {m: m.lower() for m in cls.SUPPORTED_METHODS
+                 if getattr(cls, m.lower(), _unimplemented_method) is not _unimplemented_method}
+        _IMPLEMENTED[cls] = found
+    return found
+
+
+# The mixins of the cookies/templates room are filled in over time; until a hook exists the
+# core behaves as if there were no cookies to emit / no XSRF check to make.
+_HAS_COOKIE_HEADERS = hasattr(CookieMixin, "_cookie_headers")
+_HAS_XSRF_CHECK = hasattr(AuthMixin, "check_xsrf_cookie")
+
+
+class _HandlerLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """``handler.logger``: adds ``user`` and ``request_id`` to every record's ``extra``."""
+
+    def __init__(self, handler: RequestHandler) -> None:
+        super().__init__(app_log, {})
+        self.handler = handler
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        handler = self.handler
+        extra = {"user": handler._log_user(),
+                 "request_id": handler.request.environ.get(REQUEST_ID)}
+        if kwargs.get("extra"):
+            extra.update(kwargs["extra"])
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
+    """Subclass and define ``get()``, ``post()``... (Tornado's names and meanings)."""
+
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT",
+                                          "OPTIONS")
+
+    # PERF: per-request state that rarely changes lives on the class until it is assigned.
+    path_args: list[Any] = []  # replaced per request, never mutated
+    path_kwargs: dict[str, Any] = {}
+    _finished = False
+    _headers_written = False
+    _auto_finish = True
+    _multi: list[tuple[str, str]] | None = None
+    _pending: deque[bytes] | None = None
+    _wsgi_write: Callable[[bytes], object] | None = None
+    _start_response: Callable[..., Any] | None = None
+    _body: list[bytes] = []
+    _json: Any = _UNSET
+
+    def __init__(self, application: Application, request: HTTPServerRequest,
+                 **kwargs: Any) -> None:
+        self.application = application
+        self.request = request
+        self.clear()
+        self.initialize(**kwargs)
+
+    # -- hooks to override ----------------------------------------------------------------
+    def initialize(self, **kwargs: Any) -> None:
+        """Receives the route's kwargs dict; override to keep what the handler needs."""
+
+    def prepare(self) -> Any:
+        """Runs before the method; may finish the request (redirect, error). May be async."""
+
+    def on_finish(self) -> Any:
+        """Runs after the response is finished, also after errors (clean-up, metrics)."""
+
+    def set_default_headers(self) -> None:
+        """Set headers every response of this handler carries, error pages included."""
+
+    get = head = post = delete = patch = put = options = _unimplemented_method
+
+    # -- settings and helpers -------------------------------------------------------------
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The application's settings dict."""
+        return self.application.settings
+
+    def reverse_url(self, name: str, *args: Any) -> str:
+        """The path of the rule called ``name`` with ``args`` filled in (and quoted)."""
+        return self.application.reverse_url(name, *args)
+
+    def require_setting(self, name: str, feature: str = "this feature") -> None:
+        """Raise a clear error when the application lacks a setting a feature needs."""
+        if not self.application.settings.get(name):
+            raise RuntimeError(f"You must define the '{name}' setting in your application "
+                               f"to use {feature}")
+
+    @property
+    def session(self) -> Any:
+        """The session from ``SessionMiddleware`` (``environ["microweb.session"]``)."""
+        try:
+            return self.request.environ[SESSION]
+        except KeyError:
+            raise RuntimeError("handler.session needs middleware.SessionMiddleware around "
+                               "the application (environ['microweb.session'] is missing)"
+                               ) from None
+
+    @cached_property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger on ``microweb.application`` whose records carry ``user``, ``request_id``."""
+        return _HandlerLogger(self)
+
+    def _log_user(self) -> str:
+        try:
+            user = getattr(self, "current_user", None)
+        except Exception:
+            user = None
+        return "-" if user is None else str(user)
+
+    def run_in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """From an ``async`` method: ``await self.run_in_executor(blocking_call, arg)``."""
+        return _async.run_in_executor(fn, *args)
+
+    # -- status and headers ---------------------------------------------------------------
+    def get_status(self) -> int:
+        return self._status_code
+
+    def set_status(self, status_code: int, reason: str | None = None) -> None:
+        """Set the status; a code outside the standard list needs a ``reason``."""
+        if not isinstance(status_code, int) or not 100 <= status_code <= 999:
+            raise ValueError(f"invalid status code {status_code!r}")
+        if reason is None:
+            reason = RESPONSES.get(status_code)
+            if reason is None:
+                raise ValueError(f"unknown status code {status_code}: give a reason")
+        elif _UNSAFE_VALUE(reason):
+            raise ValueError(f"unsafe reason phrase {reason!r}")
+        self._status_code = status_code
+        self._reason = reason
+
+    def set_header(self, name: str, value: Any) -> None:
+        """Set a response header, replacing any value (ints and datetimes are converted)."""
+        name = _normalize_header(name)
+        self._headers[name] = _convert_header_value(value)
+        if self._multi:
+            self._multi = [item for item in self._multi if item[0] != name]
+
+    def add_header(self, name: str, value: Any) -> None:
+        """Add a response header, keeping earlier values of the same name."""
+        name = _normalize_header(name)
+        value = _convert_header_value(value)
+        if name not in self._headers:
+            self._headers[name] = value
+        elif self._multi is None:
+            self._multi = [(name, value)]
+        else:
+            self._multi.append((name, value))
+
+    def clear_header(self, name: str) -> None:
+        """Remove every value of a response header."""
+        name = _normalize_header(name)
+        self._headers.pop(name, None)
+        if self._multi:
+            self._multi = [item for item in self._multi if item[0] != name]
+
+    def clear(self) -> None:
+        """Reset headers (re-applying ``set_default_headers``), the body and the status."""
+        self._headers: dict[str, str] = {"Content-Type": _DEFAULT_CONTENT_TYPE}
+        self._multi = None
+        self.set_default_headers()
+        self._write_buffer: list[bytes] = []
+        self._status_code = 200
+        self._reason = "OK"
+
+    # -- input ----------------------------------------------------------------------------
+    def get_argument(self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True) -> Any:
+        """The last value of a query or body argument; 400 if missing and no default."""
+        return self._get_argument(name, default, self.request.arguments, strip)
+
+    def get_arguments(self, name: str, strip: bool = True) -> list[str]:
+        """Every value of an argument: query values first, then body values."""
+        return self._get_arguments(name, self.request.arguments, strip)
+
+    def get_query_argument(self, name: str, default: Any = _ARG_DEFAULT,
+                           strip: bool = True) -> Any:
+        return self._get_argument(name, default, self.request.query_arguments, strip)
+
+    def get_query_arguments(self, name: str, strip: bool = True) -> list[str]:
+        return self._get_arguments(name, self.request.query_arguments, strip)
+
+    def get_body_argument(self, name: str, default: Any = _ARG_DEFAULT,
+                          strip: bool = True) -> Any:
+        return self._get_argument(name, default, self.request.body_arguments, strip)
+
+    def get_body_arguments(self, name: str, strip: bool = True) -> list[str]:
+        return self._get_arguments(name, self.request.body_arguments, strip)
+
+    def _get_argument(self, name: str, default: Any, source: dict[str, list[bytes]],
+                      strip: bool) -> Any:
+        values = source.get(name)
+        if not values:
+            if default is _ARG_DEFAULT:
+                raise MissingArgumentError(name)
+            return default
+        return self._clean(values[-1], name, strip)
+
+    def _get_arguments(self, name: str, source: dict[str, list[bytes]],
+                       strip: bool) -> list[str]:
+        return [self._clean(v, name, strip) for v in source.get(name, ())]
+
+    def _clean(self, raw: bytes, name: str, strip: bool) -> Any:
+        value = self.decode_argument(raw, name)
+        if isinstance(value, str):
+            if not value.isprintable():
+                value = _CONTROL_CHARS.sub(" ", value)
+            if strip:
+                value = value.strip()
+        return value
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> Any:
+        """Decode an argument's bytes (UTF-8); override for another encoding. 400 if invalid."""
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "Invalid unicode in %s: %r", name or "url", value[:40],
+                            reason="Bad Request: invalid UTF-8") from None
+
+    def get_json(self) -> Any:
+        """The request body parsed as JSON (cached); 400 with a clear message if invalid."""
+        if self._json is _UNSET:
+            try:
+                self._json = json.loads(self.request.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise HTTPError(400, "Invalid JSON body: %s", exc,
+                                reason="Bad Request: invalid JSON body") from None
+        return self._json
+
+    # -- output ---------------------------------------------------------------------------
+    def write(self, chunk: str | bytes | dict[str, Any]) -> None:
+        """Buffer output; a dict is sent as JSON with ``application/json; charset=UTF-8``."""
+        if self._finished:
+            raise RuntimeError("Cannot write() after finish()")
+        if isinstance(chunk, str):
+            self._write_buffer.append(chunk.encode("utf-8"))
+        elif isinstance(chunk, bytes):
+            self._write_buffer.append(chunk)
+        elif isinstance(chunk, dict):
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            text = json.dumps(chunk).replace("</", "<\\/")
+            self._write_buffer.append(text.encode("utf-8"))
+        else:
+            message = "write() only accepts bytes, str and dict objects"
+            if isinstance(chunk, list):
+                message += ("; lists are not accepted for security reasons, see "
+                            "https://www.tornadoweb.org/en/stable/web.html#tornado.web.RequestHandler.write")
+            raise TypeError(message)
+
+    def flush(self, include_footers: bool = False) -> None:
+        """Send the headers (first time) and the buffered output to the client now."""
+        chunk = b"".join(self._write_buffer)
+        self._write_buffer = []
+        if not self._headers_written:
+            self._emit_headers()
+        if not chunk or self.request.method == "HEAD":
+            return
+        if self._pending is not None:
+            self._pending.append(chunk)
+        elif self._wsgi_write is not None:
+            self._wsgi_write(chunk)
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> None:
+        """Finish the response, then log it and run ``on_finish``."""
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        if chunk is not None:
+            self.write(chunk)
+        if not self._headers_written:
+            self._finalize_headers()
+            self._emit_headers()
+            if self.request.method != "HEAD":
+                self._body = self._write_buffer
+            self._write_buffer = []
+        else:
+            self.flush()
+        self._finished = True
+        self._after_finish()
+
+    def _finalize_headers(self) -> None:
+        """ETag/304, then Content-Length or the removal of body headers (204, 304, 1xx)."""
+        headers = self._headers
+        if (self._status_code == 200 and self.request.method in _ETAG_METHODS
+                and "Etag" not in headers):
+            self.set_etag_header()
+            if "HTTP_IF_NONE_MATCH" in self.request.environ and self.check_etag_header():
+                self._write_buffer = []
+                self.set_status(304)
+        code = self._status_code
+        if code in (204, 304) or code < 200:
+            if any(self._write_buffer):
+                raise RuntimeError(f"Cannot send a body with status {code}")
+            for name in _REPRESENTATION_HEADERS:
+                headers.pop(name, None)
+        elif "Content-Length" not in headers:
+            headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+
+    def _emit_headers(self) -> None:
+        headers = list(self._headers.items())
+        if self._multi:
+            headers.extend(self._multi)
+        if _HAS_COOKIE_HEADERS:
+            headers.extend(("Set-Cookie", value) for value in self._cookie_headers())
+        status = f"{self._status_code} {self._reason}"
+        self._wsgi_write = self._start_response(status, headers)  # type: ignore[misc]
+        self._headers_written = True
+
+    def _after_finish(self) -> None:
+        self.application.log_request(self)
+        if request_finished.receivers:
+            request_finished.send(self)
+        try:
+            result = self.on_finish()
+            if result is not None:
+                _async.run(result)
+        except Exception:
+            app_log.error("Exception in on_finish of %s", self._request_summary(),
+                          exc_info=True)
+
+    def redirect(self, url: str, permanent: bool = False, status: int | None = None) -> None:
+        """Answer 302 (301 if ``permanent``, or ``status``) with ``Location: url``."""
+        if self._headers_written:
+            raise RuntimeError("Cannot redirect after headers have been written")
+        if status is None:
+            status = 301 if permanent else 302
+        elif not 300 <= status <= 399:
+            raise ValueError(f"redirect status must be 3xx, not {status}")
+        self.set_status(status)
+        self.set_header("Location", url)
+        self.finish()
+
+    # -- ETag -----------------------------------------------------------------------------
+    def compute_etag(self) -> str | None:
+        """The ETag of the buffered body (SHA-1); return None to send no ETag."""
+        hasher = hashlib.sha1(usedforsecurity=False)
+        for part in self._write_buffer:
+            hasher.update(part)
+        return '"' + hasher.hexdigest() + '"'
+
+    def set_etag_header(self) -> None:
+        etag = self.compute_etag()
+        if etag is not None:
+            self.set_header("Etag", etag)
+
+    def check_etag_header(self) -> bool:
+        """Whether the request's If-None-Match matches the response ETag (weak comparison)."""
+        computed = self._headers.get("Etag", "")
+        etags = _ETAG_LIST.findall(self.request.environ.get("HTTP_IF_NONE_MATCH", ""))
+        if not computed or not etags:
+            return False
+        if etags[0] == "*":
+            return True
+        plain = computed[2:] if computed.startswith("W/") else computed
+        return any((e[2:] if e.startswith("W/") else e) == plain for e in etags)
+
+    # -- errors ---------------------------------------------------------------------------
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Discard the response so far and answer ``status_code`` via ``write_error``."""
+        if self._headers_written:
+            app_log.error("Cannot send error response after headers written")
+            if not self._finished:
+                try:
+                    self.finish()
+                except Exception:
+                    app_log.error("Failed to flush partial response", exc_info=True)
+            return
+        self.clear()
+        reason = kwargs.get("reason")
+        exc = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        if isinstance(exc, HTTPError) and exc.reason:
+            reason = exc.reason
+        if reason is None and status_code not in RESPONSES:
+            reason = "Unknown"
+        self.set_status(status_code, reason=reason)
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(_implemented_methods(type(self))))
+        try:
+            self.write_error(status_code, **kwargs)
+        except Exception:
+            app_log.error("Uncaught exception in write_error", exc_info=True)
+        if not self._finished:
+            self.finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Write the error page; ``kwargs["exc_info"]`` holds the exception if there is one.
+
+        The default page shows only the status. With ``serve_traceback`` (or ``debug``) a
+        server error shows the traceback instead.
+        """
+        exc_info = kwargs.get("exc_info")
+        if exc_info and self.settings.get("serve_traceback") and not (
+                isinstance(exc_info[1], HTTPError) and exc_info[1].status_code < 500):
+            from ._errorpage import traceback_page
+            self.finish(traceback_page(exc_info[1], status_code, self._reason))
+            return
+        self.finish(_error_page(status_code, self._reason))
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
+        """Log an exception: HTTPErrors with a log_message as warnings, others with traceback."""
+        if isinstance(value, HTTPError):
+            if value.log_message:
+                app_log.warning("%d %s: " + value.log_message, value.status_code,
+                                self._request_summary(), *value.args)
+        else:
+            app_log.error("Uncaught exception %s", self._request_summary(),
+                          exc_info=(typ, value, tb))  # type: ignore[arg-type]
+
+    def _request_summary(self) -> str:
+        request = self.request
+        return f"{request.method} {request.uri} ({request.remote_ip})"
+
+    def _handle_request_exception(self, exc: BaseException) -> None:
+        if isinstance(exc, Finish):
+            if not self._finished:
+                self.finish(*exc.args)
+            return
+        exc_info = sys.exc_info()
+        try:
+            self.log_exception(*exc_info)
+        except Exception:
+            app_log.error("Error in exception logger", exc_info=True)
+        if not isinstance(exc, HTTPError) and got_request_exception.receivers:
+            got_request_exception.send(self, exception=exc)
+        if self._finished:
+            return
+        status = exc.status_code if isinstance(exc, HTTPError) else 500
+        self.send_error(status, exc_info=exc_info)
+
+    # -- the lifecycle --------------------------------------------------------------------
+    def _execute(self, start_response: Callable[..., Any], args: list[Any],
+                 kwargs: dict[str, Any]) -> Any:
+        """Run the request; returns the WSGI response iterable (start_response is called)."""
+        self._start_response = start_response
+        try:
+            method = self.request.method
+            if method not in self.SUPPORTED_METHODS:
+                raise HTTPError(405)
+            self.path_args, self.path_kwargs = args, kwargs
+            if (method not in _XSRF_EXEMPT and _HAS_XSRF_CHECK
+                    and self.application.settings.get("xsrf_cookies")):
+                self.check_xsrf_cookie()
+            if request_started.receivers:
+                request_started.send(self)
+            result = self.prepare()
+            if result is not None:
+                _async.run(result)
+            if self._finished:
+                return self._body
+            name = _implemented_methods(type(self)).get(method)
+            if name is None:
+                raise HTTPError(405)
+            result = getattr(self, name)(*args, **kwargs)
+            if result is not None:
+                result_type = type(result)
+                if result_type is GeneratorType or result_type is AsyncGeneratorType:
+                    return _StreamingBody(self, result)
+                if result_type is CoroutineType or hasattr(result, "__await__"):
+                    _async.run(result)
+            if self._auto_finish and not self._finished:
+                self.finish()
+        except Exception as exc:
+            self._handle_request_exception(exc)
+        return self._body
+
+    def _abandon(self) -> None:
+        """The client went away mid-stream: finish our side so on_finish still runs."""
+        if not self._finished:
+            self._finished = True
+            self._after_finish()
+
+
+def _error_page(status_code: int, reason: str) -> str:
+    message = escape(reason)
+    return (f"<html><title>{status_code}: {message}</title>"
+            f"<body>{status_code}: {message}</body></html>")
+
+
+class _StreamingBody:
+    """The WSGI iterable of a generator method: each yielded chunk is written and flushed."""
+
+    def __init__(self, handler: RequestHandler, gen: Any) -> None:
+        self._handler = handler
+        self._gen = gen
+        self._is_async = type(gen) is AsyncGeneratorType
+        self._done = False
+        handler._pending = deque()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        pending = self._handler._pending
+        assert pending is not None
+        while not pending:
+            if self._done:
+                raise StopIteration
+            self._advance()
+        return pending.popleft()
+
+    def _advance(self) -> None:
+        handler = self._handler
+        try:
+            if self._is_async:
+                chunk = _async.run(self._gen.__anext__())
+            else:
+                chunk = next(self._gen)
+            if handler._finished:
+                raise RuntimeError("a streaming handler yielded after finish()")
+            if chunk is not None:
+                handler.write(chunk)
+            handler.flush()
+        except (StopIteration, StopAsyncIteration):
+            self._done = True
+            self._finish()
+        except Exception as exc:
+            self._done = True
+            self._close_gen()
+            handler._handle_request_exception(exc)
+
+    def _finish(self) -> None:
+        handler = self._handler
+        if handler._finished:
+            return
+        try:
+            handler.finish()
+        except Exception as exc:
+            handler._handle_request_exception(exc)
+
+    def _close_gen(self) -> None:
+        try:
+            if self._is_async:
+                _async.run(self._gen.aclose())
+            else:
+                self._gen.close()
+        except Exception:
+            app_log.error("Error closing the streaming method", exc_info=True)
+
+    def close(self) -> None:
+        """Called by the server when the response ends or the client disconnects."""
+        if not self._done:
+            self._done = True
+            self._close_gen()
+        self._handler._abandon()
+        self._handler.request._close()
+
+
+class RedirectHandler(RequestHandler):
+    """Redirect every GET to ``url`` (permanent by default), keeping the query string.
+
+    ``url`` may use ``str.format`` fields filled from the route's groups:
+    ``(r"/pictures/(.*)", RedirectHandler, {"url": "/photos/{0}"})``.
+    """
+
+    def initialize(self, url: str, permanent: bool = True) -> None:  # type: ignore[override]
+        self._url = url
+        self._permanent = permanent
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        to_url = self._url.format(*args, **kwargs)
+        query = self.request.query
+        if query:
+            to_url += ("&" if "?" in to_url else "?") + query
+        self.redirect(to_url, permanent=self._permanent)
+
+
+class ErrorHandler(RequestHandler):
+    """Answers every request with ``status_code`` (the 404 of unknown paths, 400 of bad ones)."""
+
+    def initialize(self, status_code: int, log_message: str | None = None,  # type: ignore[override]
+                   reason: str | None = None) -> None:
+        self._error = HTTPError(status_code, log_message, reason=reason)
+
+    def prepare(self) -> NoReturn:
+        raise self._error
+
+    def check_xsrf_cookie(self) -> None:
+        """Unknown paths answer 404, not an XSRF 403."""
