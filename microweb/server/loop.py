@@ -1,0 +1,357 @@
+"""The event loop of one worker process: accept, dispatch readiness, enforce deadlines.
+
+One ``select.epoll`` watches the listening sockets, a wake-up pipe and every connection.
+Connections are registered EPOLLONESHOT: when one becomes readable the loop hands it to the
+thread pool and the kernel will not report it again until its owner re-arms it, so exactly
+one thread touches a connection at a time and re-arming (``epoll.modify``, thread-safe in the
+kernel) needs no trip back through the loop. Parked connections carry a deadline; the loop
+sweeps them once a second (header timeout for slow clients, keep-alive timeout when idle).
+
+``Server`` is also the internal API for other front-ends (the gunicorn worker class): give it
+an app and listening sockets, call ``run()`` in a thread or process and ``stop()`` from anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import itertools
+import logging
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import Config
+from .connection import HTTPConnection
+from .environ import base_environ
+from .pool import ThreadPool
+from .task import FileWrapper
+from .upgrade import UpgradedConnection
+
+__all__ = ["Server", "TimerHandle"]
+
+log = logging.getLogger("microweb.server")
+
+_ARMED = select.EPOLLIN | select.EPOLLONESHOT
+_SWEEP_EVERY = 1.0
+_ACCEPT_BATCH = 64
+
+
+class TimerHandle:
+    """Returned by ``call_later``; ``cancel()`` prevents the callback from running."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Listener:
+    __slots__ = ("sock", "base", "tcp")
+
+    def __init__(self, sock: socket.socket, base: dict[str, Any], tcp: bool) -> None:
+        self.sock = sock
+        self.base = base
+        self.tcp = tcp
+
+
+class Server:
+    """Serve ``app`` on already bound and listening ``sockets`` until ``stop()``."""
+
+    def __init__(self, app: Callable[..., Any], sockets: Sequence[socket.socket],
+                 config: Config | None = None, *, ssl_context: ssl.SSLContext | None = None,
+                 multiprocess: bool = False) -> None:
+        self.app = app
+        self.config = config or Config()
+        self.ssl_context = ssl_context
+        self.keep_alive = self.config.keepalive_timeout > 0
+        self.script_name = self.config.script_name.rstrip("/")
+        self.server_header = self.config.server_header
+        self.access_log = self.config.access_log
+        self.draining = False
+        self.epoll = select.epoll()
+        self.pool = ThreadPool(self.config.threads)
+        self._listeners = {s.fileno(): self._listener(s, multiprocess) for s in sockets}
+        self._conns: dict[int, HTTPConnection | UpgradedConnection] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._callbacks: deque[Callable[[], Any]] = deque()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._accepting = False
+        self._stop_at: float | None = None
+        self._stop_requested: float | None = None
+        self.stopped = threading.Event()
+
+    def _listener(self, sock: socket.socket, multiprocess: bool) -> _Listener:
+        sock.setblocking(False)
+        tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        if tcp:
+            host, port = sock.getsockname()[:2]
+        else:
+            host, port = "localhost", ""
+        scheme = "https" if self.ssl_context is not None else "http"
+        base = base_environ(str(host), str(port), scheme, multiprocess, FileWrapper)
+        return _Listener(sock, base, tcp)
+
+    # -- public control ------------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """Open connections right now (HTTP and upgraded)."""
+        return len(self._conns)
+
+    def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting; finish in-flight work within ``timeout`` (graceful_timeout)."""
+        wait = self.config.graceful_timeout if timeout is None else timeout
+        self._stop_requested = 0.0 if not graceful else wait
+        self._wake()
+
+    def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the loop thread soon."""
+        self._callbacks.append(fn)
+        self._wake()
+
+    def call_later(self, delay: float, fn: Callable[[], Any]) -> TimerHandle:
+        """Run ``fn`` on the loop thread after ``delay`` seconds (thread-safe)."""
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), fn)
+        with self._lock:
+            heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
+        self._wake()
+        return handle
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
+
+    # -- services for connections (any thread) -------------------------------------------
+
+    def park(self, conn: HTTPConnection, deadline: float) -> None:
+        """Give ``conn`` back to the loop until it is readable or ``deadline`` passes."""
+        with self._lock:
+            if conn.closed:
+                return
+            conn.deadline = deadline
+            conn.parked = True
+            try:
+                self.epoll.modify(conn.fd, _ARMED)
+            except (OSError, ValueError):  # the loop is gone (forced shutdown)
+                conn.parked = False
+
+    def forget(self, fd: int) -> None:
+        """Drop a connection that is being closed by its owner."""
+        with self._lock:
+            if self._conns.pop(fd, None) is None:
+                return
+            with contextlib.suppress(OSError):
+                self.epoll.unregister(fd)
+            resume = not self._accepting and self._stop_at is None
+        if resume:
+            self._wake()
+
+    def upgrade_connection(self, conn: HTTPConnection, protocol: Any, leftover: bytes) -> None:
+        """Replace ``conn`` by an ``UpgradedConnection`` driven by ``protocol``."""
+        upgraded = UpgradedConnection(self, conn.sock, conn.remote, protocol)
+        with self._lock:
+            conn.closed = True  # the HTTP side must never close this socket now
+            self._conns[conn.fd] = upgraded
+        upgraded.start(leftover)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until ``stop()``; returns once every connection is closed or timed out."""
+        self.pool.start()
+        self.epoll.register(self._wake_r, select.EPOLLIN)
+        self._resume_accepting()
+        next_sweep = time.monotonic() + _SWEEP_EVERY
+        try:
+            while self._stop_at is None or (self._conns and time.monotonic() < self._stop_at):
+                self._poll_once(self._poll_timeout())
+                now = time.monotonic()
+                self._run_timers(now)
+                if self._stop_requested is not None and self._stop_at is None:
+                    self._begin_shutdown(now)
+                if now >= next_sweep:
+                    next_sweep = now + _SWEEP_EVERY
+                    self._sweep(now)
+        finally:
+            self._teardown()
+
+    def _poll_timeout(self) -> float:
+        timeout = _SWEEP_EVERY if self._stop_at is None else 0.05
+        if self._timers:
+            timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+        return timeout
+
+    def _poll_once(self, timeout: float) -> None:
+        conns, listeners, submit = self._conns, self._listeners, self.pool.submit
+        try:
+            events = self.epoll.poll(timeout)
+        except InterruptedError:
+            return
+        for fd, mask in events:
+            conn = conns.get(fd)
+            if conn is not None:
+                if conn.__class__ is HTTPConnection:
+                    if conn.parked:  # type: ignore[union-attr]
+                        conn.parked = False  # type: ignore[union-attr]
+                        submit(conn.on_readable)  # type: ignore[union-attr]
+                else:
+                    conn.on_event(mask)  # type: ignore[union-attr]
+            elif fd == self._wake_r:
+                self._run_callbacks()
+            elif fd in listeners:
+                self._accept(listeners[fd])
+
+    def _run_callbacks(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 4096):
+                pass
+        if not self._accepting and self._stop_at is None:
+            self._resume_accepting()
+        while self._callbacks:
+            fn = self._callbacks.popleft()
+            try:
+                fn()
+            except Exception:
+                log.exception("error in a loop callback")
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            with self._lock:
+                _, _, handle = heapq.heappop(timers)
+            if not handle.cancelled:
+                try:
+                    handle.callback()
+                except Exception:
+                    log.exception("error in a timer callback")
+
+    # -- accepting -----------------------------------------------------------------------
+
+    def _accept(self, listener: _Listener) -> None:
+        max_conns = self.config.max_connections
+        deadline = time.monotonic() + self.config.header_timeout
+        for _ in range(_ACCEPT_BATCH):
+            if len(self._conns) >= max_conns:
+                log.warning("max_connections (%d) reached: pausing accept", max_conns)
+                return self._pause_accepting()
+            try:
+                sock, addr = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accept failed (%s): pausing accept", exc)
+                    self._pause_accepting()
+                    self.call_later(0.5, self._resume_accepting)
+                return
+            self._add(listener, sock, addr, deadline)
+
+    def _add(self, listener: _Listener, sock: socket.socket, addr: Any, deadline: float) -> None:
+        sock.setblocking(False)
+        if listener.tcp:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            remote = (addr[0], str(addr[1]))
+        else:
+            remote = ("", "")
+        tls = self.ssl_context is not None
+        if tls:
+            try:
+                sock = self.ssl_context.wrap_socket(  # type: ignore[union-attr]
+                    sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError):
+                sock.close()
+                return
+        conn = HTTPConnection(self, sock, remote, listener.base, tls)
+        conn.deadline = deadline
+        with self._lock:
+            self._conns[conn.fd] = conn
+            self.epoll.register(conn.fd, _ARMED)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            for fd in self._listeners:
+                with contextlib.suppress(OSError):
+                    self.epoll.unregister(fd)
+
+    def _resume_accepting(self) -> None:
+        if not self._accepting and self._stop_at is None and self._stop_requested is None:
+            if len(self._conns) < self.config.max_connections:
+                self._accepting = True
+                for fd in self._listeners:
+                    self.epoll.register(fd, select.EPOLLIN)
+
+    # -- deadlines and shutdown ----------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Close parked connections whose header or keep-alive deadline has passed."""
+        expired = []
+        with self._lock:
+            for conn in self._conns.values():
+                if conn.__class__ is HTTPConnection and conn.parked and conn.deadline <= now:  # type: ignore[union-attr]
+                    conn.parked = False  # type: ignore[union-attr]
+                    expired.append(conn)
+        for conn in expired:
+            conn.timed_out()  # type: ignore[union-attr]
+
+    def _begin_shutdown(self, now: float) -> None:
+        """Stop accepting, close idle connections, let in-flight requests finish."""
+        self._stop_at = now + (self._stop_requested or 0.0)
+        self._pause_accepting()
+        for fd, listener in self._listeners.items():
+            with contextlib.suppress(OSError):
+                self.epoll.unregister(fd)
+            listener.sock.close()
+        self.draining = True
+        self.keep_alive = False
+        with self._lock:
+            conns = list(self._conns.values())
+            idle = [c for c in conns if isinstance(c, HTTPConnection) and c.parked
+                    and not c.parser.in_head()]
+            for conn in idle:
+                conn.parked = False
+        for conn in idle:
+            conn.close()
+        for conn in conns:
+            if isinstance(conn, UpgradedConnection):
+                conn.close()
+        log.info("shutting down: %d connection(s) still open", len(self._conns))
+
+    def _teardown(self) -> None:
+        with self._lock:
+            leftovers = list(self._conns.values())
+        for conn in leftovers:
+            if isinstance(conn, UpgradedConnection):
+                conn.abort(None)
+            else:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)  # unblock an owner stuck on I/O
+                if conn.parked:
+                    conn.close()
+        remaining = max(0.0, (self._stop_at or time.monotonic()) - time.monotonic()) + 1.0
+        self.pool.shutdown(timeout=remaining)
+        for listener in self._listeners.values():
+            listener.sock.close()
+        with contextlib.suppress(OSError):
+            self.epoll.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.stopped.set()

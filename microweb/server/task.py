@@ -1,0 +1,316 @@
+"""Running one request through the WSGI application and writing its response.
+
+Everything PEP 3333 asks of a server for the response side lives here: ``start_response``
+(with the ``exc_info`` rules), the ``write`` callable, headers withheld until the first
+non-empty body chunk, framing (Content-Length, chunked on 1.1, close-delimited on 1.0),
+``wsgi.file_wrapper`` over ``os.sendfile``, HEAD, and ``close()`` on the result exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from .body import InputStream
+from .environ import build_environ
+from .http11 import ProtocolError, Request
+from .writer import ClientDisconnected, http_date, send_file
+
+if TYPE_CHECKING:
+    from .connection import HTTPConnection
+
+__all__ = ["UPGRADED", "FileWrapper", "Response", "run"]
+
+log = logging.getLogger("microweb.server")
+access_log = logging.getLogger("microweb.server.access")
+
+UPGRADED = "upgraded"  # run()'s answer when the connection was handed to a protocol
+
+# Hop-by-hop headers a WSGI app must not set (PEP 3333); Connection is honoured instead.
+_HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                         "trailer", "trailers", "transfer-encoding", "upgrade"})
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: the server sends it with ``os.sendfile`` when it can."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> Iterator[bytes]:
+        read, size = self.filelike.read, self.blksize
+        while data := read(size):
+            yield data
+
+
+class Response:
+    """The response side of one request: start_response, write and framing state."""
+
+    __slots__ = ("conn", "req", "status", "headers", "head_sent", "chunked", "length", "sent",
+                 "keep_alive", "protocol", "head_only", "code")
+
+    def __init__(self, conn: HTTPConnection, req: Request, keep_alive: bool) -> None:
+        self.conn = conn
+        self.req = req
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.chunked = False
+        self.length: int | None = None
+        self.sent = 0
+        self.keep_alive = keep_alive
+        self.protocol: Any = None
+        self.head_only = False
+        self.code = 0
+
+    # -- the WSGI callables --------------------------------------------------------------
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:  # too late to change the response: re-raise (PEP 3333)
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called twice without exc_info")
+        if (type(status) is not str or len(status) < 4 or status[3] != " "
+                or not status[:3].isdigit() or "\n" in status or "\r" in status):
+            raise ValueError(f"invalid WSGI status {status!r}")
+        if type(headers) is not list:
+            raise TypeError("WSGI response headers must be a list")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write`` callable: sends ``data`` at once."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not self.head_sent:
+            self.conn.send(self._head(None) + self._frame(data))
+        elif data:
+            self.conn.send(self._frame(data))
+
+    def upgrade(self, protocol: Any) -> None:
+        """``environ["microweb.upgrade"]``: take the connection over after a 101 answer."""
+        if protocol is None:
+            raise TypeError("upgrade() needs a protocol object")
+        self.protocol = protocol
+
+    # -- framing -------------------------------------------------------------------------
+
+    def _head(self, body_length: int | None) -> bytes:
+        """Serialise the status line and headers, deciding the framing of the body."""
+        status = self.status
+        assert status is not None
+        code = self.code = int(status[:3])
+        req = self.req
+        lines = ["HTTP/1.1 ", status, "\r\n"]
+        length, has_date, has_server = self._app_headers(lines, code)
+        if code < 200 or code in _NO_BODY_STATUS:
+            self.head_only = True
+        elif req.method == "HEAD":
+            self.head_only = True
+        elif length is None:
+            if body_length is not None:
+                length = body_length
+                lines.append(f"Content-Length: {length}\r\n")
+            elif req.version == "1.1":
+                self.chunked = True
+                lines.append("Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # HTTP/1.0 without a length: the close delimits it
+        self.length = length
+        if code != 101:
+            if not self.keep_alive:
+                lines.append("Connection: close\r\n")
+            elif req.version == "1.0":
+                lines.append("Connection: keep-alive\r\n")
+        if not has_date:
+            lines += ("Date: ", http_date(), "\r\n")
+        server = self.conn.server.server_header
+        if server and not has_server:
+            lines += ("Server: ", server, "\r\n")
+        lines.append("\r\n")
+        self.head_sent = True
+        req.expect_continue = False  # the answer came first: 100 Continue is moot now
+        return "".join(lines).encode("latin-1")
+
+    def _app_headers(self, lines: list[str], code: int) -> tuple[int | None, bool, bool]:
+        length = None
+        has_date = has_server = False
+        for name, value in self.headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError(f"WSGI header {name!r} must be (str, str)")
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+                raise ValueError(f"invalid character in response header {name!r}")
+            lname = name.lower()
+            if lname == "content-length":
+                length = int(value)
+                if length < 0:
+                    raise ValueError("negative Content-Length")
+            elif lname == "connection":
+                if "close" in value.lower():
+                    self.keep_alive = False
+                if code != 101:
+                    continue  # the server writes its own Connection header
+            elif lname == "date":
+                has_date = True
+            elif lname == "server":
+                has_server = True
+            elif lname in _HOP_BY_HOP and code != 101:
+                raise ValueError(f"hop-by-hop header {name!r} is not allowed from WSGI apps")
+            lines += (name, ": ", value, "\r\n")
+        return length, has_date, has_server
+
+    def _frame(self, data: bytes) -> bytes:
+        """The bytes to put on the wire for body ``data`` under the chosen framing."""
+        if self.head_only or not data:
+            return b""
+        if self.chunked:
+            self.sent += len(data)
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if self.length is not None:
+            room = self.length - self.sent
+            if len(data) > room:
+                log.warning("response body longer than its Content-Length; truncated")
+                data = data[:room]
+                self.keep_alive = False
+        self.sent += len(data)
+        return data
+
+    # -- sending the result --------------------------------------------------------------
+
+    def send_result(self, result: Iterable[bytes]) -> None:
+        """Send the app's iterable (lists in one syscall, file wrappers with sendfile)."""
+        if type(result) is list and not self.head_sent and self.status is not None:
+            # PERF: the common case (one buffered body) gets a Content-Length and one send
+            body = b"".join(result)
+            self.conn.send(self._head(len(body) if self.req.method != "HEAD" else None)
+                           + self._frame(body))
+        elif type(result) is FileWrapper and self._sendfile(result):
+            return
+        else:
+            for data in result:
+                if data:
+                    self.write(data)
+        self.finish()
+
+    def finish(self) -> None:
+        """Terminate the body: head if still unsent, last chunk, length check."""
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response()")
+        if not self.head_sent:
+            self.conn.send(self._head(0 if self.req.method != "HEAD" else None))
+        elif self.chunked:
+            self.conn.send(b"0\r\n\r\n")
+        if self.length is not None and self.sent < self.length and not self.head_only:
+            log.warning("response body shorter than its Content-Length; closing")
+            self.keep_alive = False
+
+    def _sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a real file with os.sendfile; False when the generic path must be used."""
+        conn, filelike = self.conn, wrapper.filelike
+        if conn.tls or self.head_sent or self.status is None or not hasattr(filelike, "fileno"):
+            return False
+        try:
+            fd = filelike.fileno()
+            offset = filelike.tell() if hasattr(filelike, "tell") else 0
+            size = os.fstat(fd).st_size - offset
+        except (OSError, ValueError):
+            return False
+        head = self._head(size)
+        if self.head_only:
+            conn.send(head)
+            return True
+        count = size if self.length is None else min(self.length, size)
+        conn.send(head)
+        self.sent = send_file(conn.sock, fd, offset, count, conn.server.config.write_timeout)
+        if self.length is not None and self.sent < self.length:
+            self.keep_alive = False
+        return True
+
+    def fail(self, status: int, reason: str, keep_alive: bool) -> None:
+        """Answer an error the app could not (only possible before the head was sent)."""
+        if self.head_sent:
+            self.keep_alive = False
+            return
+        body = reason.encode("latin-1", "replace")
+        self.status = f"{status} {reason}"
+        self.headers = [("Content-Type", "text/plain; charset=utf-8")]
+        self.keep_alive = self.keep_alive and keep_alive
+        self.chunked = False
+        self.conn.send(self._head(len(body)) + (b"" if self.req.method == "HEAD" else body))
+
+
+def _close_result(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("error in the response iterable's close()")
+
+
+def run(conn: HTTPConnection, req: Request) -> bool | str:
+    """Run the app for ``req``; True to keep the connection, UPGRADED if it was taken over."""
+    server = conn.server
+    resp = Response(conn, req, req.keep_alive and server.keep_alive and not req.upgrade)
+    start = time.monotonic() if server.access_log else 0.0
+    result = None
+    try:
+        environ = build_environ(conn.base, req, server.script_name, conn.remote)
+        environ["wsgi.input"] = InputStream(req, conn.read_body)
+        environ["microweb.upgrade"] = resp.upgrade
+        result = server.app(environ, resp.start_response)
+        if resp.protocol is not None and resp.status is not None and resp.status[:3] == "101":
+            _close_result(result)
+            result = None
+            conn.send(resp._head(None))
+            conn.switch_protocol(resp.protocol)
+            return UPGRADED
+        resp.send_result(result)
+    except ClientDisconnected:
+        resp.keep_alive = False
+    except ProtocolError as exc:  # a bad body (413, bad chunk) seen while the app read it
+        log.info("bad request body from %s: %s", conn.remote[0], exc.reason)
+        _safe_fail(resp, exc.status, exc.reason, False)
+    except Exception:
+        log.exception("error handling %s %s", req.method, req.target.decode("latin-1"))
+        _safe_fail(resp, 500, "Internal Server Error", True)
+    finally:
+        if result is not None:
+            _close_result(result)
+    if server.access_log:
+        _log_access(conn, req, resp, start)
+    if req.upgrade:  # an Upgrade that was not accepted: what follows the head is not HTTP
+        return False
+    return resp.keep_alive
+
+
+def _safe_fail(resp: Response, status: int, reason: str, keep_alive: bool) -> None:
+    try:
+        resp.fail(status, reason, keep_alive)
+    except ClientDisconnected:
+        resp.keep_alive = False
+    except Exception:
+        log.exception("error while sending an error response")
+        resp.keep_alive = False
+
+
+def _log_access(conn: HTTPConnection, req: Request, resp: Response, start: float) -> None:
+    access_log.info('%s - - [%s] "%s %s HTTP/%s" %s %d %.1fms', conn.remote[0],
+                    time.strftime("%d/%b/%Y:%H:%M:%S %z"), req.method,
+                    req.target.decode("latin-1"), req.version, resp.code or "-", resp.sent,
+                    (time.monotonic() - start) * 1000.0)

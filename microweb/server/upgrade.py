@@ -1,0 +1,271 @@
+"""The upgrade extension: a connection taken over by a protocol after ``101 Switching Protocols``.
+
+After the switch, the event loop does the socket I/O (non-blocking reads and flushes) and the
+protocol's callbacks run on pool threads, one at a time and in order per connection, through a
+small per-connection queue: ``connection_made`` once, ``data_received`` per chunk,
+``connection_lost`` exactly once. An idle upgraded connection is only an epoll registration
+and this object: it holds no thread. Reading pauses while too much received data waits for
+the protocol (backpressure), and ``get_write_buffer_size`` lets the protocol bound slow readers.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loop import Server, TimerHandle
+
+__all__ = ["Transport", "UpgradedConnection"]
+
+log = logging.getLogger("microweb.server")
+
+_READ_HIGH_WATER = 1 << 20  # received bytes not yet handed to the protocol: stop reading
+_RECV_SIZE = 65536
+_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+_ONESHOT = select.EPOLLONESHOT
+_GONE = select.EPOLLHUP | select.EPOLLERR
+
+
+class Transport:
+    """What the protocol gets in ``connection_made``; every method is thread-safe."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: UpgradedConnection) -> None:
+        self._conn = conn
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending; never blocks."""
+        self._conn.write(data)
+
+    def close(self) -> None:
+        """Flush what is queued, then close."""
+        self._conn.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping queued data."""
+        self._conn.abort(None)
+
+    def is_closing(self) -> bool:
+        return self._conn.closing
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes queued but not yet accepted by the kernel."""
+        return len(self._conn.out)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
+        """Run ``callback`` after ``delay`` seconds, serialized with data_received."""
+        return self._conn.call_later(delay, callback)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._conn.extra_info(name, default)
+
+
+class UpgradedConnection:
+    """A socket driven by a protocol object instead of the HTTP parser."""
+
+    __slots__ = ("server", "sock", "fd", "remote", "protocol", "lock", "out", "closing",
+                 "closed", "queue", "running", "lost", "pending_in", "transport")
+
+    def __init__(self, server: Server, sock: socket.socket, remote: tuple[str, str],
+                 protocol: Any) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.remote = remote
+        self.protocol = protocol
+        self.lock = threading.RLock()
+        self.out = bytearray()
+        self.closing = False
+        self.closed = False
+        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.running = False
+        self.lost = False
+        self.pending_in = 0
+        self.transport = Transport(self)
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, leftover: bytes) -> None:
+        """Deliver connection_made (and bytes read past the 101 request), then listen."""
+        with self.lock:
+            self._enqueue(self.protocol.connection_made, self.transport)
+            if leftover:
+                self.pending_in += len(leftover)
+                self._enqueue(self._deliver, leftover)
+            self._rearm()
+
+    # -- loop thread: readiness ----------------------------------------------------------
+
+    def on_event(self, mask: int) -> None:
+        """epoll said the socket is readable and/or writable (runs on the loop thread)."""
+        with self.lock:
+            if self.closed:
+                return
+            if mask & _OUT or (mask & _GONE and self.out):
+                self._flush()
+            if not self.closed and mask & (_IN | _GONE) and not self.closing:
+                self._read()
+            if not self.closed:
+                self._rearm()
+
+    def _read(self) -> None:
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError as exc:
+                return self._finish(exc)
+            if not data:
+                return self._finish(None)
+            self.pending_in += len(data)
+            self._enqueue(self._deliver, data)
+            if not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return
+
+    def _flush(self) -> None:
+        if self.out:
+            try:
+                sent = self.sock.send(self.out)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            except OSError as exc:
+                return self._finish(exc)
+            del self.out[:sent]
+        if not self.out and self.closing:
+            self._finish(None)
+
+    def _rearm(self) -> None:
+        mask = _ONESHOT
+        if not self.closing and self.pending_in < _READ_HIGH_WATER:
+            mask |= _IN
+        if self.out:
+            mask |= _OUT
+        try:
+            self.server.epoll.modify(self.fd, mask)
+        except OSError:  # already closed
+            pass
+
+    # -- any thread: the transport -------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            if self.closing or self.closed or not data:
+                return
+            if not self.out:  # PERF: usually the kernel takes it all at once, no loop trip
+                try:
+                    sent = self.sock.send(data)
+                except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    sent = 0
+                except OSError as exc:
+                    return self._finish(exc)
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            self.out += data
+            self._rearm()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closing or self.closed:
+                return
+            self.closing = True
+            if self.out:
+                self._rearm()  # the loop flushes, then finishes
+            else:
+                self._finish(None)
+
+    def abort(self, exc: BaseException | None) -> None:
+        with self.lock:
+            self.closing = True
+            self.out.clear()
+            self._finish(exc)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
+        handle: TimerHandle
+
+        def fire() -> None:
+            with self.lock:
+                if not handle.cancelled and not self.lost:
+                    self._enqueue(self._run_timer, handle, callback)
+
+        handle = self.server.call_later(delay, fire)
+        return handle
+
+    def extra_info(self, name: str, default: Any) -> Any:
+        try:
+            if name == "peername":
+                return self.sock.getpeername()
+            if name == "sockname":
+                return self.sock.getsockname()
+            if name == "socket":
+                return self.sock
+            if name == "ssl_object" and isinstance(self.sock, ssl.SSLSocket):
+                return self.sock
+        except OSError:
+            return default
+        return default
+
+    # -- ending --------------------------------------------------------------------------
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """Close the socket and schedule connection_lost exactly once (lock held)."""
+        if self.closed:
+            return
+        self.closed = self.closing = True
+        self.server.forget(self.fd)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self._enqueue(self._lose, exc)
+
+    # -- pool threads: the protocol callbacks, serialized ---------------------------------
+
+    def _enqueue(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self.lock:
+            self.queue.append((fn, args))
+            if not self.running:
+                self.running = True
+                self.server.pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.queue:
+                    self.running = False
+                    return
+                fn, args = self.queue.pop(0)
+                if self.lost:
+                    continue
+            try:
+                fn(*args)
+            except Exception as exc:
+                log.exception("error in upgraded protocol %r", self.protocol)
+                self.abort(exc)
+
+    def _deliver(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+        with self.lock:
+            paused = self.pending_in >= _READ_HIGH_WATER
+            self.pending_in -= len(data)
+            if paused and self.pending_in < _READ_HIGH_WATER and not self.closed:
+                self._rearm()
+
+    def _run_timer(self, handle: TimerHandle, callback: Callable[[], Any]) -> None:
+        if not handle.cancelled:
+            callback()
+
+    def _lose(self, exc: BaseException | None) -> None:
+        self.lost = True
+        with self.lock:
+            self.queue.clear()
+        self.protocol.connection_lost(exc)
