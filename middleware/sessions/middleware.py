@@ -60,10 +60,11 @@ class _Request:
     __slots__ = ("cookie", "environ", "replacement", "session", "started")
 
     def __init__(self, environ: WSGIEnvironment, cookie: str | None,
-                 loader: Callable[[Session], None]) -> None:
+                 loader: Callable[[Session], None],
+                 id_factory: Callable[[], str] | None) -> None:
         self.environ = environ
         self.cookie = cookie
-        self.session = Session(loader)
+        self.session = Session(loader, id_factory)
         self.started = False
         #: (status, body) that replaces the app's response after a store or save failure
         self.replacement: tuple[str, bytes] | None = None
@@ -186,14 +187,14 @@ class SessionMiddleware(Middleware):
             session_destroyed.send(session, environ=req.environ)
         data = session.data
         if not data:
-            if session.sid is not None:  # emptied: forget it
+            if session.sid is not None and not session.fresh:  # emptied: forget it
                 self.store.delete(session.sid)
             return [self._cookie(req.environ, "", expire=True)] if req.cookie else []
         raw = self.serializer.dumps(data)
         if self.store.client_side:
             return self._commit_cookie(req, raw)
-        if session.sid is None:
-            session.sid = new_session_id()
+        if session.sid is None or session.fresh:
+            session.sid = session.sid or new_session_id()
             self.store.save(session.sid, raw, self.max_age)
             if session_created.receivers:
                 session_created.send(session, environ=req.environ)
@@ -260,7 +261,8 @@ class SessionMiddleware(Middleware):
                  start_response: StartResponse) -> Iterable[bytes]:
         self.store.check_environ(environ)
         cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
-        req = _Request(environ, cookie, lambda s: None)
+        req = _Request(environ, cookie, lambda s: None,
+                       None if self.store.client_side else new_session_id)
         req.session._loader = self._loader(req)
         environ[keys.SESSION] = req.session
         hooked = self._start(req, start_response)

@@ -20,17 +20,19 @@ class Session(MutableMapping[str, Any]):
     ``session.modified = True`` yourself.
     """
 
-    __slots__ = ("_data", "_dropped", "_invalidated", "_late", "_loader", "_original",
-                 "committed", "expires", "modified", "new", "sid")
+    __slots__ = ("_data", "_dropped", "_id_factory", "_invalidated", "_late", "_loader",
+                 "_original", "committed", "expires", "fresh", "modified", "new", "sid")
 
-    def __init__(self, loader: Callable[[Session], None]) -> None:
+    def __init__(self, loader: Callable[[Session], None],
+                 id_factory: Callable[[], str] | None = None) -> None:
         self._loader = loader
+        self._id_factory = id_factory
         self._data: dict[str, Any] | None = None
         self._original: bytes | None = None
         self._dropped: list[str] = []  # ids to delete from the store at commit
         self._invalidated = False
         self._late = False
-        #: the current id (None until the session is first saved; never a client-chosen id)
+        #: the current id (None until a new session is first written; never client-chosen)
         self.sid: str | None = None
         #: expiry (epoch seconds) of the stored session when it was loaded
         self.expires: float | None = None
@@ -38,6 +40,8 @@ class Session(MutableMapping[str, Any]):
         self.new = True
         #: set to True to force a save (mutating the mapping does it for you)
         self.modified = False
+        #: True when ``sid`` was minted in this request (not yet in the store)
+        self.fresh = False
         #: True once the middleware wrote this session's outcome (response started)
         self.committed = False
 
@@ -65,12 +69,15 @@ class Session(MutableMapping[str, Any]):
 
     def _changed(self) -> None:
         self.modified = True
+        if self.sid is None and self._id_factory is not None:
+            self.sid = self._id_factory()  # minted here, saved (if not empty) at commit
+            self.fresh = True
         if self.committed:
             self._late = True
 
     @property
     def id(self) -> str | None:
-        """The session id (loads the session; None for a new session until it is saved)."""
+        """The session id (loads the session; None for a new session until it is written to)."""
         self.data  # noqa: B018 - loading is the point
         return self.sid
 

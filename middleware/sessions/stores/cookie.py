@@ -7,6 +7,8 @@ revoke a copy an attacker already holds before it expires (keep ``max_age`` shor
 
 from __future__ import annotations
 
+import zlib
+
 from itsdangerous import BadSignature
 
 from ...signing import KeyRing
@@ -34,15 +36,23 @@ class CookieStore(Store):
         return f"CookieStore(max_size={self.max_size})"
 
     def encode(self, data: bytes, ring: KeyRing, salt: str) -> str:
-        """The signed cookie value for ``data``."""
-        return ring.sign(data, salt=salt)
+        """The signed cookie value for ``data`` (zlib-compressed when that is shorter)."""
+        compressed = zlib.compress(data, 9)
+        payload = b"z" + compressed if len(compressed) < len(data) else b"r" + data
+        return ring.sign(payload, salt=salt)
 
     def decode(self, value: str, ring: KeyRing, salt: str, max_age: float) -> bytes | None:
         """The data inside a cookie value, or None if it is forged, expired or future-dated."""
         try:
-            return ring.unsign(value, salt=salt, max_age=max_age)[0]
+            payload = ring.unsign(value, salt=salt, max_age=max_age)[0]
         except BadSignature:
             return None
+        if payload[:1] == b"z":  # only ever reached for data this server signed
+            try:
+                return zlib.decompress(payload[1:])
+            except zlib.error:
+                return None
+        return payload[1:] if payload[:1] == b"r" else None
 
     def check_size(self, set_cookie: str, name: str) -> None:
         """Raise :class:`SessionTooLarge` if the ``Set-Cookie`` value exceeds the limit."""
