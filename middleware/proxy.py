@@ -68,7 +68,7 @@ class TrustedNetworks:
             address = parse_ip(address)
         if address is None:
             return False
-        return any(address in network for network in self.networks)  # type: ignore[operator]
+        return any(address in network for network in self.networks)
 
     def __bool__(self) -> bool:
         return bool(self.networks)

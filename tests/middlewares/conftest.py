@@ -21,7 +21,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 from middleware import keys
 
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 45).encode()
-APP_KINDS = ["bare", "flask"]
+APP_KINDS = ["bare", "flask", "microweb"]
 
 
 def _view(remote_addr: str, scheme: str, host: str, cookies: dict[str, str],
@@ -101,12 +101,51 @@ def flask_app() -> flask.Flask:
     return app
 
 
+def microweb_app() -> Callable[..., Iterable[bytes]]:
+    """The same routes as microweb handlers."""
+    import microweb as web
+
+    class Env(web.RequestHandler):
+        def get(self) -> None:
+            request = self.request
+            cookies = {name: morsel.value for name, morsel in request.cookies.items()}
+            self.set_header("Content-Type", "application/json")
+            self.write(_view(request.remote_ip or "", request.protocol, request.host, cookies,
+                             request.environ))
+
+    class Text(web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.write(TEXT)
+
+    class Boom(web.RequestHandler):
+        def get(self) -> None:
+            raise RuntimeError("boom")
+
+    class SetCookie(web.RequestHandler):
+        def get(self) -> None:
+            self.set_cookie(self.get_argument("name"), self.get_argument("value", ""),
+                            max_age=3600, httponly=True, samesite="Lax")
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.write("cookie set")
+
+    class Plain(web.RequestHandler):
+        def get(self, rest: str = "") -> None:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.write("admin area" if self.request.path.startswith("/admin") else "hello")
+
+    return web.Application([(r"/env", Env), (r"/text", Text), (r"/boom", Boom),
+                            (r"/set-cookie", SetCookie), (r"/(.*)", Plain)])
+
+
 def make_app(kind: str) -> Callable[..., Iterable[bytes]]:
     """The test app of the given flavour."""
     if kind == "bare":
         return bare_app
     if kind == "flask":
         return flask_app()
+    if kind == "microweb":
+        return microweb_app()
     raise ValueError(kind)
 
 
