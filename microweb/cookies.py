@@ -300,9 +300,8 @@ class CookieMixin:
                 settings["cookie_secret"], settings.get("key_version"), name, value)
         if version not in (None, 3):
             raise ValueError(f"Unsupported signed value version {version!r}")
-        raw = value.encode("utf-8") if isinstance(value, str) else value
-        payload = base64.urlsafe_b64encode(raw).rstrip(b"=")
-        return ring.sign(payload, salt=secure_cookie_salt(name)).encode("ascii")
+        # The key ring base64-encodes the value: any bytes give cookie-safe ASCII.
+        return ring.sign(value, salt=secure_cookie_salt(name)).encode("ascii")
 
     def set_signed_cookie(self, name: str, value: str | bytes, expires_days: float | None = 30,
                           version: int | None = None, **kwargs: Any) -> None:
@@ -344,19 +343,12 @@ class CookieMixin:
     def _unsign(self, ring: KeyRing, name: str, raw: bytes,
                 max_age_days: float) -> tuple[bytes | None, bool]:
         try:
-            payload, old_key = ring.unsign(raw, salt=secure_cookie_salt(name),
-                                           max_age=max_age_days * 86400)
+            return ring.unsign(raw, salt=secure_cookie_salt(name), max_age=max_age_days * 86400)
         except SignatureExpired:
             log.warning("Expired signed cookie %r", name)
-            return None, False
         except BadSignature as exc:
             log.warning("Invalid signed cookie %r: %s", name, exc)
-            return None, False
-        try:
-            return base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)), old_key
-        except (binascii.Error, ValueError):
-            log.warning("Undecodable signed cookie %r", name)
-            return None, False
+        return None, False
 
     def _resign_cookie(self, name: str, value: bytes) -> None:
         """Re-issue a cookie verified with an old key; ``secure_cookie_kwargs`` sets attributes."""

@@ -119,18 +119,18 @@ def template_environment(settings: dict[str, Any], template_path: str) -> jinja2
     return env
 
 
-def _template_line(exc: BaseException, name: str) -> int | None:
-    """The line of template ``name`` where ``exc`` happened (Jinja maps frames to templates)."""
-    lineno = getattr(exc, "lineno", None)
-    if isinstance(exc, jinja2.TemplateSyntaxError) and lineno:
-        return int(lineno)
-    found = None
+def _template_location(exc: BaseException, name: str) -> tuple[str, int | None]:
+    """(template, line) where ``exc`` happened: the innermost template frame of the traceback
+    (Jinja rewrites tracebacks so template frames carry the template's file and line)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.filename or exc.name or name, exc.lineno
+    found: tuple[str, int | None] = (name, None)
     tb = exc.__traceback__
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name in ("top-level template code", "template") or \
-                tb.tb_frame.f_globals.get("__jinja_template__") is not None:
-            found = tb.tb_lineno
+        frame = tb.tb_frame
+        if frame.f_globals.get("__jinja_template__") is not None or \
+                frame.f_code.co_name in ("top-level template code", "template"):
+            found = (frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
 
@@ -197,9 +197,9 @@ class TemplateMixin:
             log.error("Template %r not found (looked up as %r)", exc.name, template_name)
             raise
         except Exception as exc:
-            name = getattr(exc, "filename", None) or getattr(exc, "name", None) or template_name
-            log.error("Template error in %r line %s: %s: %s", name,
-                      _template_line(exc, template_name), type(exc).__name__, exc)
+            where, line = _template_location(exc, template_name)
+            log.error("Template error in %r line %s: %s: %s", where, line,
+                      type(exc).__name__, exc)
             raise
         if signals.template_rendered.receivers:
             signals.template_rendered.send(self, template=template_name, context=namespace)
