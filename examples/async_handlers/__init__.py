@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import threading
 import time
 from typing import Any
 
@@ -27,11 +28,27 @@ DEFAULT_IPS = ["14.130.112.24", "15.130.112.24", "16.130.112.24", "17.130.112.24
 CITIES = ["Beijing", "Chengdu", "Shanghai", "Hangzhou", "Xi'an"]
 
 
+class _InFlight:
+    """How many lookups the stand-in service is answering at once (and the most seen)."""
+
+    def __init__(self) -> None:
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
 class IPInfoHandler(web.RequestHandler):
     """The "remote" IP service: synchronous and slow on purpose (``delay`` seconds)."""
 
-    def initialize(self, delay: float = 0.3) -> None:
-        self.delay = delay
+    def initialize(self, delay: float, in_flight: _InFlight) -> None:
+        self.delay, self.in_flight = delay, in_flight
 
     def get(self, addr: str) -> None:
         try:
@@ -39,7 +56,8 @@ class IPInfoHandler(web.RequestHandler):
         except ValueError:
             self.write({"ret": 0, "ip": addr, "error": "not an IP address"})
             return
-        time.sleep(self.delay)
+        with self.in_flight:
+            time.sleep(self.delay)
         digest = hashlib.sha256(ip.packed).digest()
         self.write({"ret": 1, "ip": str(ip), "country": "China",
                     "city": CITIES[digest[0] % len(CITIES)]})
@@ -81,6 +99,16 @@ class LookupHandler(web.RequestHandler):
         return f"http://{host}:{env.get('SERVER_PORT', '80')}"
 
 
+class StatsHandler(web.RequestHandler):
+    """The most lookups the stand-in service answered at the same time (1 = no overlap)."""
+
+    def initialize(self, in_flight: _InFlight) -> None:
+        self.in_flight = in_flight
+
+    def get(self) -> None:
+        self.write({"max_in_flight": self.in_flight.most})
+
+
 def _slow_checksum(results: list[dict[str, Any]]) -> str:
     """Stands for CPU- or IO-bound library code that must not block the event loop."""
     return hashlib.sha256(repr(results).encode()).hexdigest()[:16]
@@ -88,9 +116,11 @@ def _slow_checksum(results: list[dict[str, Any]]) -> str:
 
 def make_app(ipinfo_url: str | None = None, delay: float = 0.3) -> web.Application:
     """``ipinfo_url`` points the lookups at another server (default: this one)."""
+    in_flight = _InFlight()
     return web.Application([
         (r"/lookup", LookupHandler),
-        (r"/api/ip/([^/]+)", IPInfoHandler, {"delay": delay}),
+        (r"/api/ip/([^/]+)", IPInfoHandler, {"delay": delay, "in_flight": in_flight}),
+        (r"/api/stats", StatsHandler, {"in_flight": in_flight}),
     ], ipinfo_url=ipinfo_url)
 
 

@@ -47,13 +47,10 @@ class NewHouseHandler(web.RequestHandler):
 
 def make_app(**settings: object) -> web.Application:
     """The forms app; ``xsrf_cookies`` is on, so a post without the token is refused (403)."""
-    return web.Application(
-        [(r"/", NewHouseHandler)],
-        template_path=str(Path(__file__).parent / "templates"),
-        cookie_secret=settings.pop("cookie_secret", "change me: examples.forms demo secret"),
-        xsrf_cookies=True,
-        **settings,
-    )
+    settings.setdefault("cookie_secret", "change me: examples.forms demo secret")
+    settings.setdefault("xsrf_cookies", True)
+    return web.Application([(r"/", NewHouseHandler)],
+                           template_path=str(Path(__file__).parent / "templates"), **settings)
 
 
 application = make_app()

@@ -13,6 +13,7 @@ from typing import Any
 from wtforms import Form
 from wtforms.csrf.core import CSRF, CSRFTokenField
 from wtforms.meta import DefaultMeta
+from wtforms.validators import ValidationError
 
 from middleware.xsrf import unmask_xsrf_token, xsrf_tokens_equal
 
@@ -50,7 +51,7 @@ class MicrowebCSRF(CSRF):
     def validate_csrf_token(self, form: Form, field: CSRFTokenField) -> None:
         cookie = unmask_xsrf_token(self.handler.get_cookie("_xsrf"))
         if not cookie or not xsrf_tokens_equal(unmask_xsrf_token(field.data), cookie):
-            raise ValueError("The form expired or did not come from this site; reload it.")
+            raise ValidationError("The form expired or did not come from this site; reload it.")
 
 
 class HandlerForm(Form):

@@ -35,12 +35,12 @@ def test_authenticated_page_redirects_to_login_then_back_to_next(showcase):
 
 
 def test_login_regenerates_the_session_id(showcase):
-    showcase.get("/login")  # touching nothing in the session: no cookie needed yet
-    showcase.get("/chat")
-    before = _session_cookie(showcase)
     login(showcase)
+    before = _session_cookie(showcase)
+    login(showcase, "alice", "wonderland")  # a known id must not survive a login
     after = _session_cookie(showcase)
-    assert after and after != before
+    assert before and after and after != before
+    assert '<span id="account-name">alice</span>' in showcase.get("/account").text
 
 
 def test_wrong_password_is_refused(showcase):
