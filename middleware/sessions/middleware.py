@@ -135,7 +135,13 @@ class SessionMiddleware(Middleware):
                 self._load_from_cookie(req, session)
                 return
             sid = self._read_sid(req.cookie)
-            record = self.store.load(sid) if sid else None  # StoreUnavailable propagates
+            try:
+                record = self.store.load(sid) if sid else None
+            except StoreUnavailable as exc:
+                # Remembered here, so even an app that turns the error into its own 500 page
+                # answers 503; re-raised so the app does not carry on without its session.
+                self._fail(req, exc)
+                raise
             if record is None:
                 session._fill(None, {}, None, None)
                 return

@@ -417,7 +417,7 @@ def test_cookie_store_too_large_is_a_clear_error(caplog: pytest.LogCaptureFixtur
     big = secrets.token_urlsafe(1800)  # barely compressible
     client.get(f"/set?a={big}")  # fits
     with caplog.at_level(logging.ERROR, "middleware.sessions"):
-        response = client.get(f"/set?b={big}", status=500)
+        response = client.get(f"/set?b={secrets.token_urlsafe(1800)}", status=500)
     assert "Set-Cookie" not in response.headers
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "4093-byte browser limit" in messages and "server-side store" in messages

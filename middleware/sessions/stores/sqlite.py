@@ -33,13 +33,16 @@ _PURGE_BATCH = 500
 
 
 class SQLiteStore(Store):
-    """Sessions in the SQLite file ``path`` (created with its table on first use)."""
+    """Sessions in the SQLite file ``path`` (created with its table on first use).
+
+    ``path`` may also be an SQLite URI (``file:/srv/sessions.db?mode=ro``...).
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, table: str = "sessions",
                  timeout: float = 5.0, purge_interval: float = 300.0, pool_size: int = 8) -> None:
         if not table.isidentifier():
             raise ValueError(f"invalid table name {table!r}")
-        self.path = str(Path(path))
+        self.path = str(path) if str(path).startswith("file:") else str(Path(path))
         self.table = table
         self.timeout = timeout
         self.purge_interval = purge_interval
@@ -58,7 +61,7 @@ class SQLiteStore(Store):
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, uri=self.path.startswith("file:"))
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA synchronous = NORMAL")
         if not self._schema_ready:
