@@ -136,7 +136,8 @@ class HTTPConnection:
             raise self.error
         if req.expect_continue:
             req.expect_continue = False
-            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if not req.responded:
+                self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         sock = self.sock
         timeout = self.server.config.body_timeout
         while True:

@@ -37,7 +37,7 @@ class Request:
     """One request head plus its body pieces as they arrive (filled in by the parser)."""
 
     __slots__ = ("method", "target", "version", "headers", "keep_alive", "content_length",
-                 "chunked", "expect_continue", "upgrade", "body", "received", "complete",
+                 "chunked", "expect_continue", "responded", "upgrade", "body", "received", "complete",
                  "consumed")
 
     def __init__(self) -> None:
@@ -48,7 +48,8 @@ class Request:
         self.keep_alive = True
         self.content_length: int | None = None
         self.chunked = False
-        self.expect_continue = False
+        self.expect_continue = False  # a 100 Continue is owed before the body is read
+        self.responded = False  # the response head went out
         self.upgrade = False
         self.body: deque[bytes] = deque()
         self.received = 0  # body bytes parsed so far
@@ -104,7 +105,7 @@ class RequestParser:
         if self.error is not None:
             return self.error
         message = str(exc) or type(exc).__name__
-        if "HTTP version" in message:
+        if "HTTP version" in message or "PRI" in message:  # PRI: an HTTP/2 preface
             return ProtocolError(505, message)
         return ProtocolError(400, message)
 

@@ -144,7 +144,7 @@ class Response:
             lines += ("Server: ", server, "\r\n")
         lines.append("\r\n")
         self.head_sent = True
-        req.expect_continue = False  # the answer came first: 100 Continue is moot now
+        req.responded = True  # an answer came first: a 100 Continue would be wrong now
         return "".join(lines).encode("latin-1")
 
     def _app_headers(self, lines: list[str], code: int) -> tuple[int | None, bool, bool]:
