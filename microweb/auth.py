@@ -84,6 +84,9 @@ class AuthMixin:
     settings: Any
     #: Set True on a handler class to skip the XSRF check (webhooks, token-authenticated APIs).
     xsrf_exempt: ClassVar[bool] = False
+    _current_user: Any
+    _xsrf_token: bytes
+    _raw_xsrf_token: tuple[bool, bytes, int]
 
     # -- login --------------------------------------------------------------------------
     @property

@@ -87,9 +87,10 @@ def _expires_datetime(expires: Any, expires_days: float | None) -> datetime.date
             return None
         return datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=expires_days)
     if isinstance(expires, datetime.datetime):
-        if expires.tzinfo is None:  # naive datetimes are UTC, as in Tornado
-            expires = expires.replace(tzinfo=datetime.UTC)
-        return expires
+        when: datetime.datetime = expires
+        if when.tzinfo is None:  # naive datetimes are UTC, as in Tornado
+            when = when.replace(tzinfo=datetime.UTC)
+        return when
     if isinstance(expires, int | float):
         return datetime.datetime.fromtimestamp(expires, datetime.UTC)
     if isinstance(expires, tuple | time.struct_time):
@@ -212,6 +213,7 @@ class CookieMixin:
     request: Any
     application: Any
     settings: Any
+    _new_cookies: dict[str, str]
 
     # -- plain cookies -------------------------------------------------------------------
     @property
@@ -273,9 +275,9 @@ class CookieMixin:
 
     def _outgoing_cookies(self) -> dict[str, str]:
         try:
-            return self._new_cookies  # type: ignore[has-type,no-any-return]
+            return self._new_cookies
         except AttributeError:
-            self._new_cookies: dict[str, str] = {}
+            self._new_cookies = {}
             return self._new_cookies
 
     def _cookie_headers(self) -> list[str]:
@@ -356,7 +358,10 @@ class CookieMixin:
             return
         if name in self._outgoing_cookies():
             return  # the handler already chose what to send
-        kwargs = dict(self.application.settings.get("secure_cookie_kwargs") or {})
+        # The original attributes are unknown: default to the safe ones a login cookie has.
+        kwargs: dict[str, Any] = {"httponly": True, "samesite": "Lax",
+                                  "secure": self.request.protocol == "https"}
+        kwargs.update(self.application.settings.get("secure_cookie_kwargs") or {})
         self.set_signed_cookie(name, value, **kwargs)
 
     def get_signed_cookie_key_version(self, name: str, value: str | None = None) -> int | None:

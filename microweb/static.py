@@ -50,7 +50,7 @@ class StaticFileHandler(RequestHandler):
     _lock: ClassVar[threading.Lock] = threading.Lock()
     allowed_symlink_directory: str | list[str] | None = None
 
-    def initialize(self, path: str, default_filename: str | None = None,
+    def initialize(self, path: str, default_filename: str | None = None,  # type: ignore[override]
                    allowed_symlink_directory: str | list[str] | None = None) -> None:
         self.root = path
         self.default_filename = default_filename
@@ -219,7 +219,7 @@ class StaticFileHandler(RequestHandler):
     def make_static_url(cls, settings: dict[str, Any], path: str,
                         include_version: bool = True) -> str:
         """``static_url_prefix`` + ``path`` + ``?v=<content hash>`` (when the file exists)."""
-        url = settings.get("static_url_prefix", "/static/") + path
+        url = str(settings.get("static_url_prefix", "/static/")) + path
         if not include_version:
             return url
         if settings.get("static_hash_cache", True) is False:

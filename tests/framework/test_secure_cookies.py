@@ -159,11 +159,24 @@ def test_list_secret_rotation_verifies_old_and_resigns_with_newest() -> None:
     rotated = _app(["new-key", "old-key"])
     resp = rotated.get("/read", headers={"Cookie": f"user={old_cookie}"})
     assert resp.text == "b'alice'"
-    resigned = resp.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    header = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Expires=" in header
+    resigned = header.split(";")[0].split("=", 1)[1]
     assert resigned != old_cookie
     # only the newest key is needed for the re-signed cookie
     assert _read(_app(["new-key"]), resigned) == "b'alice'"
     assert _read(_app(["new-key"]), old_cookie) == "None"
+
+
+def test_reissue_attributes_and_opt_out() -> None:
+    old_cookie = _issued(_app(["old-key"]))
+    custom = _app(["new-key", "old-key"],
+                  secure_cookie_kwargs={"domain": "example.com", "expires_days": 3})
+    header = custom.get("/read", headers={"Cookie": f"user={old_cookie}"}).headers["Set-Cookie"]
+    assert "Domain=example.com" in header
+    off = _app(["new-key", "old-key"], secure_cookie_resign=False)
+    resp = off.get("/read", headers={"Cookie": f"user={old_cookie}"})
+    assert resp.text == "b'alice'" and "Set-Cookie" not in resp.headers
 
 
 def test_cookie_signed_with_newest_key_is_not_reissued() -> None:

@@ -13,7 +13,13 @@ import webtest
 
 import microweb as web
 from middleware import keys
-from middleware.xsrf import mask_xsrf_token, new_xsrf_token, unmask_xsrf_token
+from middleware.sessions import MemoryStore, SessionMiddleware
+from middleware.xsrf import (
+    XSRFMiddleware,
+    mask_xsrf_token,
+    new_xsrf_token,
+    unmask_xsrf_token,
+)
 
 
 class Form(web.RequestHandler):
@@ -207,20 +213,37 @@ def test_tornado_v1_hex_cookie_is_accepted() -> None:
     assert resp.text == "posted"
 
 
-def test_xsrf_middleware_token_is_the_one_used() -> None:
-    """With XSRFMiddleware in front, the handler shares its token instead of minting one."""
+def test_environ_token_is_the_one_used() -> None:
+    """The contract: a token in environ["microweb.xsrf_token"] replaces the handler's own."""
     raw = new_xsrf_token()
     inner = web.Application([(r"/", Form)], xsrf_cookies=True)
 
-    def with_middleware_token(environ: dict[str, Any], start_response: Any) -> Any:
+    def with_token(environ: dict[str, Any], start_response: Any) -> Any:
         environ[keys.XSRF_TOKEN] = mask_xsrf_token(raw)
         return inner(environ, start_response)
 
-    app = webtest.TestApp(with_middleware_token)
+    app = webtest.TestApp(with_token)
     page = app.get("/")
     assert "Set-Cookie" not in page.headers
     assert unmask_xsrf_token(page.json["token"]) == raw
     assert app.post("/", {"_xsrf": mask_xsrf_token(raw)}).text == "posted"
+    app.post("/", {"_xsrf": mask_xsrf_token(new_xsrf_token())}, status=403)
+
+
+@pytest.mark.parametrize("store", ["cookie", "session"])
+def test_behind_the_real_xsrf_middleware(store: str) -> None:
+    """One token: forms rendered by the handler pass both the middleware and the handler."""
+    inner = web.Application([(r"/", Form)], xsrf_cookies=True)
+    wsgi: Any = XSRFMiddleware(inner, token_store=store)
+    if store == "session":
+        wsgi = SessionMiddleware(wsgi, "session-secret", MemoryStore())
+    app = webtest.TestApp(wsgi)
+    page = app.get("/")
+    cookies = [h.split("=")[0] for h in page.headers.getall("Set-Cookie")]
+    assert cookies.count("_xsrf") == (1 if store == "cookie" else 0)  # set once, by the middleware
+    token = page.json["token"]
+    assert app.post("/", {"_xsrf": token}).text == "posted"
+    assert app.post("/", headers={"X-XSRFToken": app.get("/").json["token"]}).text == "posted"
     app.post("/", {"_xsrf": mask_xsrf_token(new_xsrf_token())}, status=403)
 
 
