@@ -35,6 +35,7 @@ from ._errors import RESPONSES, Finish, HTTPError, MissingArgumentError
 from .auth import AuthMixin
 from .cookies import CookieMixin
 from .httputil import HTTPServerRequest
+from .log import ContextAdapter, user_label
 from .signals import got_request_exception, request_finished, request_started
 from .templating import TemplateMixin
 
@@ -117,23 +118,6 @@ _HAS_COOKIE_HEADERS = hasattr(CookieMixin, "_cookie_headers")
 _HAS_XSRF_CHECK = hasattr(AuthMixin, "check_xsrf_cookie")
 
 
-class _HandlerLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """``handler.logger``: adds ``user`` and ``request_id`` to every record's ``extra``."""
-
-    def __init__(self, handler: RequestHandler) -> None:
-        super().__init__(app_log, {})
-        self.handler = handler
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        handler = self.handler
-        extra = {"user": handler._log_user(),
-                 "request_id": handler.request.environ.get(REQUEST_ID)}
-        if kwargs.get("extra"):
-            extra.update(kwargs["extra"])
-        kwargs["extra"] = extra
-        return msg, kwargs
-
-
 class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
     """Subclass and define ``get()``, ``post()``... (Tornado's names and meanings)."""
 
@@ -203,15 +187,19 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
 
     @cached_property
     def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
-        """A logger on ``microweb.application`` whose records carry ``user``, ``request_id``."""
-        return _HandlerLogger(self)
+        """A logger on ``microweb.application`` whose records carry ``user``, ``request_id``.
 
-    def _log_user(self) -> str:
+        Both are read when a line is logged: ``user`` is ``current_user``'s name (None when
+        nobody is logged in), ``request_id`` the id the access-log middleware assigned.
+        """
+        return ContextAdapter(app_log, self._log_context)
+
+    def _log_context(self) -> dict[str, Any]:
         try:
-            user = getattr(self, "current_user", None)
-        except Exception:
+            user = user_label(self.current_user)
+        except Exception:  # a broken get_current_user must not break logging
             user = None
-        return "-" if user is None else str(user)
+        return {"user": user, "request_id": self.request.environ.get(REQUEST_ID)}
 
     def run_in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
         """From an ``async`` method: ``await self.run_in_executor(blocking_call, arg)``."""
