@@ -85,8 +85,8 @@ class _Request:
         self.started, self.wall = time.perf_counter(), time.time()
         self.status = 0
         self.bytes = 0
-        self.headers_sent = False
         self.exc_info: ExcInfo | None = None
+        self.started_response = False
         self.logged = False
 
 
@@ -175,7 +175,7 @@ class AccessLogMiddleware(Middleware):
             state.status = status_code(status)
             write = (start_response(status, headers, exc_info) if exc_info is not None
                      else start_response(status, headers))
-            state.headers_sent = True
+            state.started_response = True
 
             def counting_write(data: bytes) -> object:
                 state.bytes += len(data)
@@ -191,15 +191,18 @@ class AccessLogMiddleware(Middleware):
 
     def _failed(self, state: _Request, start_response: StartResponse,
                 exc_info: ExcInfo) -> list[bytes]:
-        """The app raised before returning: log once; answer 500 unless told to re-raise."""
+        """The app raised before returning: log once; answer 500 unless told to re-raise.
+
+        The 500 goes out with ``exc_info``, so a server that already sent the app's headers
+        re-raises (PEP 3333) and cuts the connection instead.
+        """
         state.exc_info = exc_info
-        if not self.catch_errors or state.headers_sent:
-            state.status = state.status or 500
-            self._emit(state)
-            raise exc_info[1].with_traceback(exc_info[2])  # type: ignore[union-attr]
-        state.status = 500
-        state.bytes = len(b"Internal Server Error")
+        state.status = 500 if self.catch_errors else (state.status or 500)
+        if self.catch_errors:
+            state.bytes = len(b"Internal Server Error")
         self._emit(state)
+        if not self.catch_errors:
+            raise exc_info[1].with_traceback(exc_info[2])  # type: ignore[union-attr]
         rid = state.environ[keys.REQUEST_ID]
         return plain_response(start_response, "500 Internal Server Error",
                               "Internal Server Error", [(self.request_id_header, rid)],
@@ -212,7 +215,7 @@ class AccessLogMiddleware(Middleware):
                 yield chunk
         except Exception:
             state.exc_info = sys.exc_info()
-            state.status = state.status if state.headers_sent else 500
+            state.status = state.status if state.started_response else 500
             self._emit(state)
             raise
 

@@ -198,3 +198,15 @@ def test_two_instances_keep_their_own_files(tmp_path: Path) -> None:
 def test_bad_format_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="bad access log format"):
         AccessLogMiddleware(bare_app, format="{nope}")
+
+
+def test_app_that_started_its_response_then_raised_gets_a_500(
+        records: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        raise RuntimeError("after start_response")
+
+    response = client(AccessLogMiddleware(app)).get("/", status=500)
+    assert response.text == "Internal Server Error" and "X-Request-ID" in response.headers
+    [record] = access(records)
+    assert record.status == 500 and record.exc_info is not None

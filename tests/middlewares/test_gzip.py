@@ -257,3 +257,70 @@ def test_under_wsgiref_validate_with_generator_and_min_size() -> None:
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="level"):
         GzipMiddleware(fixed(), level=12)
+
+
+def test_microweb_flush_is_compressed_and_sent_at_once() -> None:
+    import microweb as web
+
+    decoder = zlib.decompressobj(31)
+    written: list[bytes] = []
+    seen_after_flush: list[bytes] = []
+
+    class Stream(web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "text/plain")
+            self.write("part one " * 100)
+            self.flush()
+            seen_after_flush.append(b"".join(decoder.decompress(p) for p in written))
+            self.write("part two " * 100)
+
+    _, iterable = _call(GzipMiddleware(web.Application([(r"/", Stream)])), written=written)
+    tail = b"".join(iterable)
+    close_iterable(iterable)
+    assert seen_after_flush == [b"part one " * 100]
+    assert gzip.decompress(b"".join(written) + tail) == b"part one " * 100 + b"part two " * 100
+
+
+def test_streaming_reaches_a_real_socket_before_the_generator_ends() -> None:
+    """End to end through wsgiref's server: the first compressed chunk is readable by the
+    client while the app is still blocked producing the second one."""
+    import socket
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    release = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first chunk " * 100
+        release.wait(20)
+        yield b"second chunk " * 100
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, validator(GzipMiddleware(app)),
+                         handler_class=QuietHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(server.server_address, timeout=20) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+            received, decoder, text = b"", zlib.decompressobj(31), b""
+            while text != b"first chunk " * 100:
+                data = sock.recv(65536)
+                assert data, "connection closed before the first chunk"
+                received += data
+                if b"\r\n\r\n" in received:
+                    head, _, body = received.partition(b"\r\n\r\n")
+                    text = zlib.decompressobj(31).decompress(body)
+            assert b"Content-Encoding: gzip" in head
+            release.set()
+            while data := sock.recv(65536):
+                received += data
+        body = received.partition(b"\r\n\r\n")[2]
+        assert decoder.decompress(body) == b"first chunk " * 100 + b"second chunk " * 100
+    finally:
+        release.set()
+        thread.join(20)
+        server.server_close()
