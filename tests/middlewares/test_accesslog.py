@@ -210,3 +210,26 @@ def test_app_that_started_its_response_then_raised_gets_a_500(
     assert response.text == "Internal Server Error" and "X-Request-ID" in response.headers
     [record] = access(records)
     assert record.status == 500 and record.exc_info is not None
+
+
+def test_stdout_output(capsys: pytest.CaptureFixture[str]) -> None:
+    middleware = AccessLogMiddleware(bare_app, output="-", format="{method} {path} {status}")
+    try:
+        client(middleware).get("/hello")
+    finally:
+        middleware.close()
+    assert capsys.readouterr().out == "GET /hello 200\n"
+
+
+def test_rotation_settings_from_environment(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MICROWEB_ACCESS_LOG_MAX_BYTES", "300")
+    monkeypatch.setenv("MICROWEB_ACCESS_LOG_BACKUPS", "1")
+    middleware = AccessLogMiddleware(bare_app, output=str(tmp_path / "a.log"))
+    try:
+        for _ in range(20):
+            client(middleware).get("/")
+    finally:
+        middleware.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.log", "a.log.1"]
+    assert (tmp_path / "a.log").stat().st_size <= 300
