@@ -175,7 +175,6 @@ class TemplateMixin:
             "reverse_url": self.reverse_url,  # type: ignore[attr-defined]
             "xsrf_form_html": lambda: Markup(self.xsrf_form_html()),  # type: ignore[attr-defined]
             "xsrf_token": _LazyXsrfToken(self),
-            "settings": self.application.settings,
         }
         for name, fn in state.ui_methods.items():
             namespace[name] = _bind_ui_method(fn, self)

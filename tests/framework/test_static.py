@@ -242,3 +242,104 @@ def test_static_url_without_static_path_names_the_setting(
 
 def test_post_is_not_allowed(site: Path) -> None:
     _app(site).post("/static/css/app.css", status=405)
+
+
+# -- through real servers -------------------------------------------------------------------
+
+STYLE = (Path(__file__).resolve().parents[2] / "examples" / "login" / "static"
+         / "style.css").read_bytes()
+
+
+def _raw_get(port: int, target: str, headers: str = "") -> bytes:
+    """One request over a plain socket: nothing normalises the path on the way."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     f"{headers}\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _server_argv(kind: str, port: int) -> list[str]:
+    from tests import support
+
+    app = "examples.login.app:application"
+    if kind == "bundled":
+        return [support.PYTHON, "-m", "microweb.server", app, "--port", str(port),
+                "--no-access-log"]
+    return [str(support.BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1",
+            "--log-level", "warning", app]
+
+
+@pytest.mark.parametrize("kind", ["bundled", "gunicorn"])
+def test_static_through_real_servers(kind: str, port: int) -> None:
+    import httpx
+
+    from tests import support
+
+    with support.spawn(_server_argv(kind, port), port=port):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            full = client.get("/static/style.css")
+            assert full.status_code == 200 and full.content == STYLE
+            assert full.headers["content-type"].startswith("text/css")
+            etag = full.headers["etag"]
+            assert client.get("/static/style.css",
+                              headers={"If-None-Match": etag}).status_code == 304
+            part = client.get("/static/style.css", headers={"Range": "bytes=5-14"})
+            assert part.status_code == 206 and part.content == STYLE[5:15]
+            head = client.head("/static/style.css")
+            assert head.content == b"" and head.headers["content-length"] == str(len(STYLE))
+        for target in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2f__init__.py"):
+            response = _raw_get(port, target)
+            status = int(response.split(b" ", 2)[1])
+            assert status in (400, 403, 404), (target, response[:200])
+            assert b"import" not in response
+
+
+def test_etag_is_the_content_hash_and_include_host(site: Path) -> None:
+    app = _app(site)
+    version = hashlib.sha256(DATA).hexdigest()[:32]
+    assert app.get("/static/data.bin").headers["ETag"] == f'"{version}"'
+
+    class Absolute(web.RequestHandler):
+        def get(self) -> None:
+            self.write(self.static_url("data.bin", include_host=True))
+
+    absolute = webtest.TestApp(web.Application([(r"/", Absolute)],
+                                               static_path=str(site / "static")))
+    assert absolute.get("/", headers={"Host": "cdn.example.com"}).text == (
+        f"http://cdn.example.com/static/data.bin?v={version}")
+
+
+def test_static_handler_args_and_subclass_hooks(site: Path) -> None:
+    class Custom(StaticFileHandler):
+        def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+            return 60
+
+        def set_extra_headers(self, path: str) -> None:
+            self.set_header("X-Served-By", "custom")
+
+        @classmethod
+        def make_static_url(cls, settings: dict[str, Any], path: str,
+                            include_version: bool = True) -> str:
+            return "https://cdn.example.com/" + path
+
+    app = _app(site, static_handler_class=Custom,
+               static_handler_args={"default_filename": "index.html"})
+    resp = app.get("/static/docs/")
+    assert resp.text == "<h1>docs</h1>"
+    assert resp.headers["X-Served-By"] == "custom"
+    assert "max-age=60" in resp.headers["Cache-Control"]
+    assert app.get("/url", {"p": "app.js"}).text == "https://cdn.example.com/app.js"
+
+
+def test_empty_file(site: Path) -> None:
+    (site / "static" / "empty.txt").write_bytes(b"")
+    resp = _app(site).get("/static/empty.txt")
+    assert resp.body == b"" and resp.headers["Content-Length"] == "0"
+    resp = _app(site).get("/static/empty.txt", headers={"Range": "bytes=0-10"},
+                          expect_errors=True)
+    assert resp.status_int in (200, 416) and resp.body == b""
