@@ -189,7 +189,11 @@ class _Loader:
         if kind == "handlers":
             import microweb
 
-            return microweb.Application(target, **app_settings)
+            if not isinstance(target, list | tuple):
+                raise self.fail("[app] handlers", f"{app_table[kind]!r} is not a list of routes")
+
+            # the Application sees ``debugger`` so it can let exceptions reach the debugger
+            return microweb.Application(target, **settings)
         if kind == "factory":
             return self.call(f"[app] factory {app_table[kind]}", target, app_settings)
         if app_settings:
@@ -339,6 +343,8 @@ class _Loader:
                 raise self.fail("[middleware]", str(exc)) from exc
             app = stack
         server = self.server()
+        if settings.get("autoreload", bool(settings.get("debug"))):
+            server.setdefault("reload", True)  # Tornado: debug implies autoreload
         if settings.get("debugger"):
             from microweb.debug import DebuggerRefused, debugged
 
