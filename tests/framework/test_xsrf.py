@@ -259,3 +259,23 @@ def _tornado_xsrf_token() -> str:
         headers=tornado.httputil.HTTPHeaders({"Host": "localhost"}), connection=_Connection())
     handler = tornado.web.RequestHandler(app, request)
     return handler.xsrf_token.decode()
+
+
+def test_cookie_name_and_version_1_settings() -> None:
+    app = _app(xsrf_cookie_name="csrftoken", xsrf_cookie_version=1)
+    page = app.get("/")
+    assert page.headers["Set-Cookie"].startswith("csrftoken=")
+    token = page.json["token"]
+    assert re.fullmatch(r"[0-9a-f]{32}", token)  # version 1: plain hex, as Tornado
+    assert app.post("/", {"_xsrf": token}).text == "posted"
+    app.post("/", {"_xsrf": token}, headers={"Cookie": "_xsrf=" + token}, status=403)
+
+
+def test_logged_in_users_get_a_persistent_xsrf_cookie() -> None:
+    class User(Form):
+        def get_current_user(self) -> str:
+            return "alice"
+
+    app = webtest.TestApp(web.Application([(r"/", User)], xsrf_cookies=True))
+    assert "Expires=" in app.get("/").headers["Set-Cookie"]
+    assert "Expires=" not in _app().get("/").headers["Set-Cookie"]
