@@ -307,7 +307,11 @@ class HTTPServerRequest:
             raise HTTPError(400, "multipart body without a boundary",
                             reason="Bad Request: multipart boundary missing")
         limits = self._limits
-        parser = _BytesMultiPartParser(max_form_memory_size=limits.max_form_memory_size,
+        memory = limits.max_form_memory_size
+        # werkzeug checks the field limit against each chunk it reads: read smaller chunks
+        # when the limit is small so only a field over the limit is refused.
+        chunk = 64 * 1024 if memory is None else max(512, min(64 * 1024, memory // 2))
+        parser = _BytesMultiPartParser(max_form_memory_size=memory, buffer_size=chunk,
                                        max_form_parts=limits.max_form_parts)
         try:
             if "body" in self.__dict__:  # already read: parse the bytes we hold

@@ -1,0 +1,290 @@
+"""Request input: attributes, arguments, forms, uploads, JSON, limits and malformed input."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+import microweb as web
+
+from .conftest import lint_client
+
+
+class Args(web.RequestHandler):
+    """Answers with the named argument lists of every source, and the raw argument dicts."""
+
+    def get(self) -> None:
+        self.write(self.dump())
+
+    post = put = patch = get
+
+    def dump(self) -> dict[str, Any]:
+        names = self.get_arguments("names") or ["a"]
+        return {
+            "arg": {n: self.get_argument(n, None) for n in names},
+            "all": {n: self.get_arguments(n) for n in names},
+            "query": {n: self.get_query_arguments(n) for n in names},
+            "body": {n: self.get_body_arguments(n) for n in names},
+            "raw_types": sorted({type(v).__name__ for vs in self.request.arguments.values()
+                                 for v in vs}),
+        }
+
+
+def client(**settings: Any) -> Any:
+    return lint_client(web.Application([("/", Args), ("/info", Info), ("/json", JsonEcho),
+                                        ("/files", Files), ("/required", Required)],
+                                       **settings))
+
+
+def test_query_and_body_arguments_merge_body_last() -> None:
+    body = client().post("/?a=q1&a=q2&names=a", {"a": ["b1", "b2"]}).json
+    assert body["all"]["a"] == ["q1", "q2", "b1", "b2"]
+    assert body["arg"]["a"] == "b2"
+    assert body["query"]["a"] == ["q1", "q2"] and body["body"]["a"] == ["b1", "b2"]
+    assert body["raw_types"] == ["bytes"]
+
+
+def test_arguments_strip_and_blank_values() -> None:
+    class H(web.RequestHandler):
+        def get(self) -> None:
+            self.write({"strip": self.get_argument("x"),
+                        "raw": self.get_argument("x", strip=False),
+                        "blank": self.get_argument("blank"),
+                        "default": self.get_argument("nope", "dflt"),
+                        "ctrl": self.get_argument("ctrl")})
+
+    response = lint_client(web.Application([("/", H)])).get(
+        "/?x=+%20padded%20&blank=&ctrl=a%01b%0Ac")
+    assert response.json == {"strip": "padded", "raw": "  padded ", "blank": "",
+                             "default": "dflt", "ctrl": "a b\nc"}
+
+
+class Required(web.RequestHandler):
+    def get(self) -> None:
+        self.write(self.get_argument("needed"))
+
+
+def test_missing_argument_is_400(logs: Any) -> None:
+    app_log = logs("microweb.application")
+    response = client().get("/required", status=400)
+    assert "400: Bad Request" in response.text
+    assert app_log.messages() == ["400 GET /required (): Missing argument needed"]
+    assert issubclass(web.MissingArgumentError, web.HTTPError)
+
+
+def test_put_and_patch_forms_are_parsed() -> None:
+    assert client().put("/?names=a", {"a": "put"}).json["arg"]["a"] == "put"
+    assert client().patch("/?names=a", {"a": "patch"}).json["arg"]["a"] == "patch"
+
+
+def test_json_body_is_never_merged_into_arguments() -> None:
+    body = client().post_json("/?names=a", {"a": "json"}).json
+    assert body["arg"]["a"] is None and body["body"]["a"] == []
+
+
+def test_non_ascii_values_and_names() -> None:
+    body = client().get("/?names=caf%C3%A9&caf%C3%A9=cr%C3%A8me+br%C3%BBl%C3%A9e").json
+    assert body["arg"] == {"café": "crème brûlée"}
+
+
+def test_bad_utf8_in_an_argument_is_400() -> None:
+    response = client().get("/?names=a&a=%FF%FE", status=400)
+    assert "Bad Request" in response.text
+    client().post("/?names=a", "a=%C3%28", content_type="application/x-www-form-urlencoded",
+                  status=400)
+    client().get("/?%FF=1", status=400)
+
+
+def test_malformed_percent_encoding_is_400() -> None:
+    client().get("/?names=a&a=100%", status=400)
+    client().get("/?names=a&a=%zz", status=400)
+    client().post("/?names=a", "a=%G1", content_type="application/x-www-form-urlencoded",
+                  status=400)
+
+
+class JsonEcho(web.RequestHandler):
+    def post(self) -> None:
+        data = self.get_json()
+        assert self.get_json() is data  # parsed once
+        self.write({"got": data})
+
+
+def test_get_json() -> None:
+    c = client()
+    assert c.post_json("/json", {"x": [1, "ü"]}).json == {"got": {"x": [1, "ü"]}}
+    for bad in (b"{not json", b"", b"\xff\xfe{", b'{"a": 1} trailing'):
+        response = c.post("/json", bad, content_type="application/json", status=400)
+        assert "invalid JSON" in response.text
+
+
+class Info(web.RequestHandler):
+    def get(self, *args: str) -> None:
+        r = self.request
+        self.write({
+            "method": r.method, "uri": r.uri, "path": r.path, "query": r.query,
+            "version": r.version, "remote_ip": r.remote_ip, "host": r.host,
+            "host_name": r.host_name, "protocol": r.protocol, "full_url": r.full_url(),
+            "ua": r.headers.get("user-agent"), "multi": r.headers.get_list("X-Multi"),
+            "cookies": {k: m.value for k, m in r.cookies.items()},
+            "cookie_values": r.cookie_values, "body": r.body.decode(),
+            "elapsed_ok": r.request_time() >= 0,
+        })
+
+    post = get
+
+
+def test_request_attributes() -> None:
+    response = client().post(
+        "/info?x=1&y=%2F", "payload", content_type="text/plain",
+        headers={"User-Agent": "tester", "Host": "Example.COM:8080",
+                 "Cookie": 'a=1; b="two words"; c=%20'},
+        extra_environ={"REMOTE_ADDR": "10.1.2.3", "wsgi.url_scheme": "https"})
+    info = response.json
+    assert info["method"] == "POST" and info["uri"] == "/info?x=1&y=%2F"
+    assert info["path"] == "/info" and info["query"] == "x=1&y=%2F"
+    assert info["version"].startswith("HTTP/1.")
+    assert info["remote_ip"] == "10.1.2.3" and info["protocol"] == "https"
+    assert info["host"] == "Example.COM:8080" and info["host_name"] == "example.com"
+    assert info["full_url"] == "https://Example.COM:8080/info?x=1&y=%2F"
+    assert info["ua"] == "tester" and info["body"] == "payload"
+    assert info["cookies"] == {"a": "1", "b": "two words", "c": "%20"}
+    assert info["cookie_values"] == info["cookies"] and info["elapsed_ok"] is True
+
+
+def test_request_path_is_percent_encoded_as_sent() -> None:
+    info = client().get("/info", extra_environ={"PATH_INFO": "/info"}).json
+    assert info["path"] == "/info"
+    app = web.Application([(r"/p/(.*)", Info)])
+    info = lint_client(app).get("/p/a%20b/caf%C3%A9").json
+    assert info["path"] == "/p/a%20b/caf%C3%A9"
+
+
+def test_malformed_cookie_header_does_not_break_the_request() -> None:
+    info = client().get("/info", headers={"Cookie": 'good=1; bad"name=2; =x; ;;; ok=3'}).json
+    assert info["cookies"]["good"] == "1" and info["cookies"]["ok"] == "3"
+
+
+class Files(web.RequestHandler):
+    def post(self) -> None:
+        out = {}
+        for name, uploads in self.request.files.items():
+            out[name] = [{"filename": f.filename, "content_type": f["content_type"],
+                          "size": len(f.body), "head": f["body"][:10].decode("latin-1"),
+                          "is_bytes": isinstance(f.body, bytes)} for f in uploads]
+        self.write({"files": out, "field": self.get_body_argument("field", None),
+                    "raw_field_type": type(self.request.body_arguments.get(
+                        "field", [b""])[0]).__name__})
+
+
+def test_multipart_upload_fields_and_files() -> None:
+    response = client().post("/files", {"field": "välue"}, upload_files=[
+        ("doc", "notes.txt", b"hello file", "text/plain"),
+        ("doc", "data.bin", bytes(range(256)), "application/octet-stream"),
+    ])
+    body = response.json
+    assert body["field"] == "välue" and body["raw_field_type"] == "bytes"
+    docs = body["files"]["doc"]
+    assert [d["filename"] for d in docs] == ["notes.txt", "data.bin"]
+    assert docs[0]["content_type"] == "text/plain" and docs[0]["head"] == "hello file"
+    assert docs[1]["size"] == 256 and docs[1]["is_bytes"]
+
+
+def test_big_upload_streams_to_a_temporary_file(tmp_path: Any) -> None:
+    saved = tmp_path / "copy.bin"
+
+    class Saver(web.RequestHandler):
+        def post(self) -> None:
+            upload = self.request.files["big"][0]
+            # a file spooled to disk has a descriptor number as its name; memory has none
+            on_disk = isinstance(getattr(upload.stream, "name", None), int)
+            upload.save(str(saved))
+            self.write({"on_disk": bool(on_disk), "size": os.path.getsize(saved)})
+
+    payload = os.urandom(3 * 1024 * 1024)
+    app = web.Application([("/", Saver)])
+    body = lint_client(app).post("/", upload_files=[("big", "big.bin", payload)]).json
+    assert body == {"on_disk": True, "size": len(payload)}
+    assert saved.read_bytes() == payload
+
+
+def test_body_over_max_body_size_is_413() -> None:
+    c = client(max_body_size=1000)
+    c.post("/?names=a", {"a": "x" * 2000}, status=413)
+    c.post("/files", upload_files=[("f", "f.bin", b"x" * 2000)], status=413)
+    assert c.post("/?names=a", {"a": "x" * 100}).json["arg"]["a"] == "x" * 100
+
+
+def test_form_field_over_max_form_memory_size_is_413() -> None:
+    c = client(max_form_memory_size=20_000)
+    c.post("/files", {"field": "x" * 30_000}, upload_files=[("f", "f.txt", b"small")],
+           status=413)
+    # files are not held in memory, so a big file under a small field limit is fine
+    body = c.post("/files", {"field": "ok"},
+                  upload_files=[("f", "f.txt", b"y" * 500_000)]).json
+    assert body["files"]["f"][0]["size"] == 500_000
+
+
+def test_too_many_multipart_parts_is_413() -> None:
+    c = client(max_form_parts=3)
+    c.post("/files", [(f"k{i}", "v") for i in range(10)],
+           upload_files=[("f", "f.txt", b"1")], status=413)
+
+
+@pytest.mark.parametrize("body,ctype", [
+    (b"--XYZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated",
+     "multipart/form-data; boundary=XYZ"),
+    (b"garbage without boundary", "multipart/form-data"),
+    (b"--XYZ\r\nno headers end", "multipart/form-data; boundary=XYZ"),
+])
+def test_malformed_multipart_is_400(body: bytes, ctype: str) -> None:
+    # TestApp.post would re-encode a multipart body: send the bytes as they are.
+    response = client().request("/files", method="POST", body=body,
+                                headers={"Content-Type": ctype}, status=400)
+    assert "Bad Request" in response.text
+
+
+def test_body_survives_form_parsing_order() -> None:
+    class Both(web.RequestHandler):
+        def post(self) -> None:
+            raw = self.request.body
+            self.write({"raw": raw.decode(), "a": self.get_argument("a")})
+
+    response = lint_client(web.Application([("/", Both)])).post("/", {"a": "1"})
+    assert response.json == {"raw": "a=1", "a": "1"}
+
+
+def test_upload_read_after_body_was_read() -> None:
+    class BodyThenFiles(web.RequestHandler):
+        def post(self) -> None:
+            size = len(self.request.body)
+            self.write({"size": size, "file": self.request.files["f"][0].body.decode()})
+
+    response = lint_client(web.Application([("/", BodyThenFiles)])).post(
+        "/", upload_files=[("f", "a.txt", b"content")])
+    assert response.json["file"] == "content" and response.json["size"] > 0
+
+
+def test_http_file_dict_access() -> None:
+    class H(web.RequestHandler):
+        def post(self) -> None:
+            f = self.request.files["f"][0]
+            self.write({"keys": f.keys(), "in": "body" in f, "get": f.get("nope", "d"),
+                        "repr": repr(f)})
+
+    body = lint_client(web.Application([("/", H)])).post(
+        "/", upload_files=[("f", "x.txt", b"x")]).json
+    assert body["keys"] == ["filename", "body", "content_type"]
+    assert body["in"] is True and body["get"] == "d" and "x.txt" in body["repr"]
+
+
+def test_raw_json_body_bytes() -> None:
+    class Raw(web.RequestHandler):
+        def post(self) -> None:
+            self.write({"is_bytes": isinstance(self.request.body, bytes),
+                        "data": json.loads(self.request.body)})
+
+    body = lint_client(web.Application([("/", Raw)])).post_json("/", [1, 2]).json
+    assert body == {"is_bytes": True, "data": [1, 2]}
