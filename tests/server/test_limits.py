@@ -1,0 +1,118 @@
+"""Timeouts and limits: slow clients, idle keep-alive, body and write timeouts, backpressure."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from .conftest import hello, read_response, read_until_close, wait_until
+
+
+def test_slow_client_is_cut_off_by_header_timeout(serve):
+    srv = serve(hello, header_timeout=1.0)
+    with srv.connect(timeout=10) as s:
+        start = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        closed = False
+        for _ in range(30):  # trickle a header byte every 0.1 s: must not extend the deadline
+            try:
+                s.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+        if not closed:
+            closed = read_until_close(s) == b""
+    assert closed and time.monotonic() - start < 8
+
+
+def test_connection_that_never_sends_is_closed(serve):
+    srv = serve(hello, header_timeout=0.5)
+    with srv.connect(timeout=10) as s:
+        assert read_until_close(s) == b""
+
+
+def test_idle_keep_alive_connection_is_closed_after_timeout(serve):
+    srv = serve(hello, keepalive_timeout=0.5)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        buf = bytearray()
+        assert read_response(s, buf)[1] == b"Hello, world!"
+        assert read_until_close(s) == b""
+    assert wait_until(lambda: srv.server.connections == 0)
+
+
+def test_keepalive_timeout_zero_disables_keep_alive(serve):
+    srv = serve(hello, keepalive_timeout=0)
+    data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"Connection: close" in data and data.endswith(b"world!")
+
+
+def test_body_timeout_frees_the_thread(serve):
+    outcome = []
+
+    def app(environ, start_response):
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+        start_response("200 OK", [])
+        return [b"x"]
+
+    srv = serve(app, body_timeout=0.5)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        data = read_until_close(s)
+    assert outcome == ["ClientDisconnected"]
+    assert b"Connection: close" in data or data == b""
+
+
+def test_write_timeout_on_a_client_that_never_reads(serve):
+    done = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        try:
+            yield from (b"x" * 65536 for _ in range(10_000))
+        finally:
+            done.set()
+
+    srv = serve(app, write_timeout=0.5)
+    s = srv.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert done.wait(15)  # the generator was closed after the write timed out
+    s.close()
+    assert wait_until(lambda: srv.server.connections == 0)
+
+
+def test_max_connections_applies_backpressure(serve):
+    srv = serve(hello, max_connections=3)
+    held = [srv.connect() for _ in range(3)]
+    for s in held:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(s)
+    assert wait_until(lambda: srv.server.connections == 3)
+    extra = srv.connect(timeout=10)  # queued by the kernel, not accepted yet
+    extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    assert srv.server.connections == 3
+    held.pop().close()  # a slot frees: the waiting client is served
+    assert read_response(extra)[1] == b"Hello, world!"
+    extra.close()
+    for s in held:
+        s.close()
+
+
+def test_huge_single_header_is_rejected_without_buffering_forever(serve):
+    srv = serve(hello, max_header_size=1024, max_request_line=1024)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(200):
+                s.sendall(b"v" * 4096)
+        except OSError:
+            pass
+        data = read_until_close(s)
+    assert data.startswith(b"HTTP/1.1 431") or data == b""
