@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Protocol, TypeAlias
@@ -146,8 +145,3 @@ def bounded_input(environ: WSGIEnvironment, max_bytes: int | None = None) -> IO[
     Raises werkzeug's ``RequestEntityTooLarge`` when the declared length exceeds ``max_bytes``.
     """
     return get_input_stream(environ, max_content_length=max_bytes)
-
-
-def current_exc_info() -> ExcInfo:
-    """``sys.exc_info()`` typed as PEP 3333 wants it."""
-    return sys.exc_info()

@@ -110,6 +110,8 @@ class _Response:
         if exc_info is not None and self.upstream_write is not None:
             # Headers already went out: let the server re-raise (PEP 3333).
             self.upstream(status, headers, exc_info)
+        if exc_info is None and self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
         self.status, self.headers, self.exc_info = status, list(headers), exc_info
         return self.write
 

@@ -160,6 +160,10 @@ class IPBlacklistMiddleware(Middleware):
 
     def reload(self) -> bool:
         """Re-read ``list_file`` now; True if the rules changed. Raises on a bad file."""
+        with self._lock:
+            return self._reload_locked()
+
+    def _reload_locked(self) -> bool:
         if self.list_file is None:
             return False
         stat = self.list_file.stat()
@@ -179,7 +183,7 @@ class IPBlacklistMiddleware(Middleware):
             return  # another thread is reloading; keep serving with the current snapshot
         try:
             self._checked = now
-            self.reload()
+            self._reload_locked()
         except (OSError, ValueError) as exc:
             log.error("keeping the previous IP rules: cannot load %s: %s", self.list_file, exc)
         finally:

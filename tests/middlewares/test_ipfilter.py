@@ -12,6 +12,7 @@ import pytest
 
 from middleware import IPBlacklistMiddleware, ProxyMiddleware, compose
 from middleware.ipfilter import Rules, TokenBuckets
+from middleware.proxy import parse_ip
 
 from .conftest import bare_app, client, make_app
 
@@ -172,3 +173,47 @@ def test_unparseable_remote_addr() -> None:
     assert Rules(deny=["10.0.0.0/8"]).refusal(None, "/") is None
     stack = IPBlacklistMiddleware(bare_app, allow=["10.0.0.0/8"])
     assert status(stack, "unix-socket") == 403
+
+
+def test_concurrent_requests_during_reloads_see_whole_rule_sets(tmp_path: Path) -> None:
+    """Readers never see a half-built rule set while the file flips between two versions."""
+    rules = tmp_path / "ips.txt"
+    versions = ["deny 6.6.6.6\nallow 0.0.0.0/0\n", "deny 7.7.7.7\nallow 0.0.0.0/0\n"]
+    rules.write_text(versions[0])
+    stack = IPBlacklistMiddleware(bare_app, list_file=rules, reload_interval=0)
+    outcomes: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    errors: list[BaseException] = []
+    six, seven = parse_ip("6.6.6.6"), parse_ip("7.7.7.7")
+
+    def request() -> None:
+        while not stop.is_set():
+            try:
+                snapshot = stack.rules  # what one request uses from start to end
+                outcomes.append((str(snapshot.refusal(six, "/") is None),
+                                 str(snapshot.refusal(seven, "/") is None)))
+                body = stack({"REMOTE_ADDR": "6.6.6.6", "PATH_INFO": "/",
+                              "REQUEST_METHOD": "GET"}, lambda s, h, e=None: None)
+                assert b"".join(body) in (b"hello", b"Forbidden\n")
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(40):
+            staged = tmp_path / "ips.txt.new"  # replaced atomically, as documented
+            staged.write_text(versions[i % 2])
+            os.utime(staged, ns=(i + 10, i + 10))
+            os.replace(staged, rules)
+            stack.reload()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    # each answer comes from one consistent rule set (either 6.6.6.6 or 7.7.7.7 denied)
+    assert not errors
+    assert set(outcomes) <= {("False", "True"), ("True", "False")} and outcomes
