@@ -37,6 +37,7 @@ The schema (every table is optional except ``[app]``; see docs/configuration.md)
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import os
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from microweb import options as _options
+from microweb.log import app_log
 
 __all__ = ["ConfigError", "LoadedConfig", "MIDDLEWARE", "SESSION_STORES", "load"]
 
@@ -76,6 +78,19 @@ _APP_KEYS = ("handlers", "factory", "module")
 _PATH_SETTINGS = ("template_path", "static_path")
 _REF_SETTINGS = ("static_handler_class", "default_handler_class", "log_function",
                  "template_loader", "ui_methods", "ui_modules")
+#: setting names the framework reads; others are allowed (apps read their own) but a near miss
+#: of one of these is logged as a probable typo.
+KNOWN_SETTINGS = frozenset({
+    "autoescape", "autoreload", "compiled_template_cache", "cookie_secret", "debug", "debugger",
+    "default_handler_args", "default_handler_class", "key_version", "log_function", "login_url",
+    "max_body_size", "max_form_memory_size", "max_form_parts", "secure_cookie_kwargs",
+    "secure_cookie_resign", "serve_traceback", "static_handler_args", "static_handler_class",
+    "static_hash_cache", "static_path", "static_url_prefix", "template_extensions",
+    "template_globals", "template_loader", "template_path", "template_undefined", "ui_methods",
+    "ui_modules", "websocket_hub", "websocket_ping_interval", "websocket_ping_timeout",
+    "websocket_max_message_size", "xsrf_cookie_kwargs", "xsrf_cookie_name",
+    "xsrf_cookie_version", "xsrf_cookies",
+})
 _PATH_OPTIONS = ("path", "file", "output", "database")  # store / middleware / log file paths
 
 
@@ -164,6 +179,7 @@ class _Loader:
         settings = {}
         for key, value in raw.items():
             where = f"[app.settings] {key}"
+            self.warn_typo(where, key)
             value = self.resolve(where, value)
             if key in _PATH_SETTINGS:
                 value = self.local_path(value)
@@ -171,6 +187,14 @@ class _Loader:
                 value = self.ref(where, value)
             settings[key] = value
         return settings
+
+    def warn_typo(self, where: str, key: str) -> None:
+        if key in KNOWN_SETTINGS:
+            return
+        close = difflib.get_close_matches(key, KNOWN_SETTINGS, n=1, cutoff=0.85)
+        if close:
+            app_log.warning("%s: %s: not a setting microweb reads; did you mean %r?",
+                            self.path, where, close[0])
 
     def application(self, settings: dict[str, Any]) -> Any:
         app_table = self.table("app")

@@ -90,6 +90,22 @@ def test_factory_gets_settings_with_secrets_and_paths(config: Callable[[str], st
     assert loaded.server == {} and loaded.stack is None and loaded.application is loaded.app
 
 
+def test_probable_typo_in_settings_is_logged(config: Callable[[str], str],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="microweb.application"):
+        loaded = load(config(f"""
+            [app]
+            factory = "{HERE}:make_app"
+            [app.settings]
+            xsrf_cookie = true
+            database_url = "sqlite:///app.db"
+        """))
+    assert "[app.settings] xsrf_cookie: not a setting microweb reads; did you mean " \
+        "'xsrf_cookies'?" in caplog.text
+    assert "database_url" not in caplog.text  # an app's own setting is fine
+    assert loaded.settings["database_url"] == "sqlite:///app.db"
+
+
 def test_module_names_a_ready_wsgi_app(config: Callable[[str], str]) -> None:
     loaded = load(config(f'[app]\nmodule = "{HERE}:echo_app"\n'))
     assert loaded.app is echo_app
