@@ -116,6 +116,8 @@ class StaticFileHandler(RequestHandler):
         self.set_status(response.status_code)
         for name, value in response.headers.items():
             self.set_header(name, value)
+        # Browsers must not guess another type (an uploaded .txt rendered as HTML, say).
+        self.set_header("X-Content-Type-Options", "nosniff")
         self.set_extra_headers(self.path)
         if self.request.method == "HEAD" or response.status_code == 304:
             response.close()  # nothing to send: close the file now

@@ -57,6 +57,12 @@ class Assigned(web.RequestHandler):
         self.write(str(self.current_user))
 
 
+class AsyncPrivate(Base):
+    @web.authenticated
+    async def get(self) -> None:
+        self.write(f"async {self.current_user}")
+
+
 class CustomLogin(Base):
     def get_login_url(self) -> str:
         return "/custom-login"
@@ -71,7 +77,7 @@ def _app(**settings: Any) -> webtest.TestApp:
     settings.setdefault("login_url", "/login")
     return webtest.TestApp(web.Application(
         [(r"/private", Private), (r"/login", Login), (r"/assigned", Assigned),
-         (r"/custom", CustomLogin)], **settings))
+         (r"/custom", CustomLogin), (r"/async", AsyncPrivate)], **settings))
 
 
 def _location(resp: webtest.TestResponse) -> tuple[str, dict[str, list[str]]]:
@@ -174,3 +180,10 @@ def test_open_redirect_attempt_through_login_goes_home() -> None:
     resp = app.post("/login?next=%2F%2Fevil.example%2F", {"name": "alice"}, status=302)
     assert urllib.parse.urlsplit(resp.headers["Location"]).path == "/"
     assert "evil" not in resp.headers["Location"]
+
+
+def test_authenticated_async_method() -> None:
+    app = _app()
+    assert _location(app.get("/async", status=302)) == ("/login", {"next": ["/async"]})
+    app.post("/login", {"name": "carol"})
+    assert app.get("/async").text == "async carol"

@@ -64,6 +64,7 @@ def test_serves_file_with_type_etag_and_last_modified(site: Path) -> None:
     mtime = int((site / "static" / "css" / "app.css").stat().st_mtime)
     assert email.utils.parsedate_to_datetime(resp.headers["Last-Modified"]).timestamp() == mtime
     assert "Content-Disposition" not in resp.headers
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("name,ctype", [
