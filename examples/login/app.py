@@ -8,6 +8,7 @@ XSRF token, logout by POST, and the ``next`` parameter checked so it cannot redi
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -74,7 +75,12 @@ class LogoutHandler(BaseHandler):
 
 def make_app(cookie_secret: Any = None, **settings: Any) -> web.Application:
     """Build the application; ``cookie_secret`` defaults to $LOGIN_COOKIE_SECRET or a random one."""
-    secret = cookie_secret or os.environ.get("LOGIN_COOKIE_SECRET") or secrets.token_hex(32)
+    secret = cookie_secret or os.environ.get("LOGIN_COOKIE_SECRET")
+    if not secret:
+        # Fine for one process; several workers (or a restart) need one shared secret.
+        logging.getLogger("examples.login").warning(
+            "LOGIN_COOKIE_SECRET is not set: using a random secret for this process")
+        secret = secrets.token_hex(32)
     return web.Application(
         [
             web.url(r"/", HomeHandler, name="home"),

@@ -187,3 +187,23 @@ def test_authenticated_async_method() -> None:
     assert _location(app.get("/async", status=302)) == ("/login", {"next": ["/async"]})
     app.post("/login", {"name": "carol"})
     assert app.get("/async").text == "async carol"
+
+
+def test_login_example_end_to_end() -> None:
+    from examples.login.app import make_app
+
+    app = webtest.TestApp(make_app(cookie_secret="example-test-secret"))
+    form_page = app.get("/account").follow()
+    form = form_page.forms["login"]
+    assert form["next"].value == "/account"
+    form["username"], form["password"] = "alice", "wrong"
+    assert "Wrong user name" in form.submit(status=403).text
+    form["password"] = "wonderland"
+    landed = form.submit(status=302).follow()
+    assert "Account of alice" in landed.text
+    user_cookie = app.cookies["user"]
+    assert user_cookie and "alice" not in user_cookie  # signed and encoded, not plain
+    app.post("/logout", status=403)  # no XSRF token: refused, still logged in
+    assert "Account of alice" in app.get("/account").text
+    landed.forms["logout"].submit(status=302)
+    app.get("/account", status=302)
