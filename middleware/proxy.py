@@ -13,6 +13,7 @@ attacker-controlled. The default trusts nobody, so nothing changes until you con
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -34,6 +35,9 @@ _HOST_RE = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*(?:;|$)')
 
 
+# PERF: the same few proxy and client addresses recur on every request; parsing them with
+# ipaddress costs more than the rest of the layer, so both lookups are memoised (bounded).
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str | None) -> IPAddress | None:
     """An address from a header or REMOTE_ADDR (``[v6]:port`` and ``v4:port`` accepted)."""
     if not text:
@@ -55,20 +59,29 @@ def parse_ip(text: str | None) -> IPAddress | None:
 class TrustedNetworks:
     """A set of addresses and CIDR networks (IPv4 and IPv6), e.g. ``["10.0.0.0/8", "::1"]``."""
 
-    __slots__ = ("networks",)
+    __slots__ = ("_contains_text", "networks")
 
     def __init__(self, entries: Iterable[str | IPNetwork | IPAddress] = ()) -> None:
         if isinstance(entries, str):
             entries = [entries]
         self.networks: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(entry, strict=False) for entry in entries)
+        self._contains_text = functools.lru_cache(maxsize=4096)(self._contains_address)
 
-    def __contains__(self, address: object) -> bool:
+    def _contains_address(self, address: str | IPAddress | None) -> bool:
         if isinstance(address, str):
             address = parse_ip(address)
         if address is None:
             return False
         return any(address in network for network in self.networks)
+
+    def __contains__(self, address: object) -> bool:
+        if isinstance(address, str):
+            return bool(self._contains_text(address))
+        if address is None or not isinstance(address, ipaddress.IPv4Address
+                                             | ipaddress.IPv6Address):
+            return False
+        return self._contains_address(address)
 
     def __bool__(self) -> bool:
         return bool(self.networks)
