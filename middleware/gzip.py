@@ -158,6 +158,15 @@ class _Response:
         if etag is not None:
             set_header(headers, "ETag", _weaken(etag))
 
+    def small_declared_body(self) -> bool:
+        """True when a compressible body declares a length within ``buffer_max``: then it is
+        read whole and compressed in one go, keeping an exact Content-Length."""
+        if self.coding is None or self.status is None or self.upstream_write is not None:
+            return False
+        declared = (header(self.headers, "Content-Length") or "").strip()
+        return (declared.isdigit() and self.mw.min_size <= int(declared) <= self.mw.buffer_max
+                and self.mw.eligible(status_code(self.status), self.headers))
+
     def whole(self, chunks: list[bytes] | tuple[bytes, ...]) -> list[bytes] | None:
         """For a body already in memory: compress it whole and send an exact Content-Length.
 
@@ -188,16 +197,20 @@ class GzipMiddleware(Middleware):
     """Compress eligible responses with the best encoding the client accepts.
 
     ``level`` (gzip 1-9), ``brotli_quality`` (0-11), ``min_size`` (bytes; smaller known-length
-    bodies pass untouched), ``compressible_types``, ``use_brotli`` (when installed).
+    bodies pass untouched), ``compressible_types``, ``use_brotli`` (when installed),
+    ``buffer_max`` (bodies declaring a Content-Length up to this are compressed whole, with an
+    exact Content-Length; anything else streams).
     """
 
     def __init__(self, app: WSGIApp, *, level: int = 6, min_size: int = 500,
                  compressible_types: Iterable[str] = DEFAULT_COMPRESSIBLE_TYPES,
-                 use_brotli: bool = True, brotli_quality: int = 4) -> None:
+                 use_brotli: bool = True, brotli_quality: int = 4,
+                 buffer_max: int = 256 * 1024) -> None:
         super().__init__(app)
         if not 0 <= level <= 9:
             raise ValueError("gzip level must be within 0..9")
         self.level, self.min_size, self.brotli_quality = level, min_size, brotli_quality
+        self.buffer_max = buffer_max
         types = {t.lower() for t in compressible_types}
         self._exact = frozenset(t for t in types if "/" in t and not t.endswith("/*"))
         self._majors = frozenset(t[:-2] for t in types if t.endswith("/*"))
@@ -251,6 +264,12 @@ class GzipMiddleware(Middleware):
         response = _Response(self, environ, start_response,
                              self.negotiate(environ.get("HTTP_ACCEPT_ENCODING", "")))
         iterable = self.app(environ, response.start_response)
+        if not isinstance(iterable, list | tuple) and response.small_declared_body():
+            try:
+                chunks = list(iterable)
+            finally:
+                close_iterable(iterable)
+            iterable = chunks
         if isinstance(iterable, list | tuple) and response.status is not None:
             compressed = response.whole(iterable)
             if compressed is not None:
