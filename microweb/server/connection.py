@@ -37,7 +37,7 @@ class HTTPConnection:
     """State of one client connection speaking HTTP/1.x."""
 
     __slots__ = ("server", "sock", "fd", "remote", "base", "parser", "parked", "deadline",
-                 "head_deadline", "closed", "tls", "handshaken", "error", "broken")
+                 "head_deadline", "closed", "tls", "handshaken", "error", "broken", "served")
 
     def __init__(self, server: Server, sock: socket.socket, remote: tuple[str, str],
                  base: dict[str, Any], tls: bool) -> None:
@@ -57,6 +57,7 @@ class HTTPConnection:
         self.handshaken = not tls
         self.error: ProtocolError | None = None  # a parse error waiting for earlier answers
         self.broken = False  # the body stream failed: the connection cannot be reused
+        self.served = 0  # requests answered on this connection
 
     # -- entry point from the loop (pool thread) -----------------------------------------
 
@@ -94,6 +95,7 @@ class HTTPConnection:
             req = requests[0]
             outcome = task.run(self, req)
             requests.popleft()
+            self.served += 1
             if outcome is task.UPGRADED:
                 return False
             if not outcome or self.broken or not self._finish_body(req) or server.draining:

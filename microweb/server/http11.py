@@ -37,8 +37,8 @@ class Request:
     """One request head plus its body pieces as they arrive (filled in by the parser)."""
 
     __slots__ = ("method", "target", "version", "headers", "keep_alive", "content_length",
-                 "chunked", "expect_continue", "responded", "upgrade", "body", "received", "complete",
-                 "consumed")
+                 "chunked", "expect_continue", "responded", "upgrade", "body", "received",
+                 "complete", "consumed")
 
     def __init__(self) -> None:
         self.method = "GET"

@@ -323,8 +323,9 @@ class Server:
         self.keep_alive = False
         with self._lock:
             conns = list(self._conns.values())
+            # idle keep-alive connections go now; a fresh one may hold its first request
             idle = [c for c in conns if isinstance(c, HTTPConnection) and c.parked
-                    and not c.parser.in_head()]
+                    and c.served and not c.parser.in_head()]
             for conn in idle:
                 conn.parked = False
         for conn in idle:

@@ -127,7 +127,7 @@ def test_many_idle_upgraded_connections_hold_no_thread(serve):
     Echo.instances.clear()
     srv = serve(upgrade_app, threads=2)
     conns = [_upgraded(srv) for _ in range(40)]
-    for i, (s, buf) in enumerate(conns):  # with a thread per connection this would deadlock
+    for i, (s, _buf) in enumerate(conns):  # with a thread per connection this would deadlock
         s.sendall(b"m%d" % i)
     for i, (s, buf) in enumerate(conns):
         _read_until(s, buf, b"M%d" % i)
