@@ -161,7 +161,8 @@ class _Response:
     def small_declared_body(self) -> bool:
         """True when a compressible body declares a length within ``buffer_max``: then it is
         read whole and compressed in one go, keeping an exact Content-Length."""
-        if self.coding is None or self.status is None or self.upstream_write is not None:
+        if (self.coding is None or self.status is None or self.upstream_write is not None
+                or "HTTP_RANGE" in self.environ):
             return False
         declared = (header(self.headers, "Content-Length") or "").strip()
         return (declared.isdigit() and self.mw.min_size <= int(declared) <= self.mw.buffer_max
