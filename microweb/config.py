@@ -91,7 +91,9 @@ KNOWN_SETTINGS = frozenset({
     "websocket_max_message_size", "xsrf_cookie_kwargs", "xsrf_cookie_name",
     "xsrf_cookie_version", "xsrf_cookies",
 })
-_PATH_OPTIONS = ("path", "file", "output", "database")  # store / middleware / log file paths
+#: middleware options naming files, resolved relative to the config file
+_FILE_OPTIONS = {"access_log": ("output",), "ip_blacklist": ("list_file",)}
+_NOT_FILES = ("-", "stdout", "stderr")
 
 
 class ConfigError(_options.Error, ValueError):
@@ -163,7 +165,8 @@ class _Loader:
         return obj
 
     def local_path(self, value: Any) -> Any:
-        if isinstance(value, str) and value and not value.startswith(("redis:", "rediss:")):
+        """A file name relative to the config file's folder ("-" and URLs stay as they are)."""
+        if isinstance(value, str) and value and value not in _NOT_FILES and "://" not in value:
             return str(self.base / value)
         return value
 
@@ -220,9 +223,11 @@ class _Loader:
             return microweb.Application(target, **settings)
         if kind == "factory":
             return self.call(f"[app] factory {app_table[kind]}", target, app_settings)
-        if app_settings:
-            raise self.fail("[app.settings]", "settings need handlers = ... or factory = ...: "
-                            "module = ... names an app that is already built")
+        unused = sorted(set(app_settings) - {"cookie_secret"})
+        if unused:
+            raise self.fail(f"[app.settings] {unused[0]}", "settings need handlers = ... or "
+                            "factory = ...: module = ... names an app that is already built "
+                            "(only cookie_secret, for the middleware, and debugger apply)")
         if isinstance(target, list | tuple):
             import microweb
 
@@ -304,7 +309,10 @@ class _Loader:
             if name == "sessions":
                 opts = self.session_options(cls, opts, settings)
             opts = self.with_secret(cls, opts, settings)
-            opts = {k: self.local_path(v) if k in _PATH_OPTIONS else v for k, v in opts.items()}
+            opts = {k: self.local_path(v) if k in _FILE_OPTIONS.get(name, ()) else v
+                    for k, v in opts.items()}
+            if name == "access_log" and opts.get("output") not in (None, *_NOT_FILES):
+                Path(opts["output"]).parent.mkdir(parents=True, exist_ok=True)
             self.check_keywords(where, cls, opts, skip=1 if inspect.isclass(cls) else 0)
             layers.append((cls, opts))
         return layers

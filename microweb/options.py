@@ -216,6 +216,8 @@ class _Option:
         if value is None or (isinstance(value, self.type) and not (
                 isinstance(value, bool) and self.type is not bool)):
             return value
+        if self.type is datetime.datetime and isinstance(value, datetime.date):
+            return datetime.datetime.combine(value, datetime.time())  # a TOML date
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if self.type is datetime.timedelta and isinstance(value, int | float) \

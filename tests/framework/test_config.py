@@ -274,6 +274,74 @@ def test_session_errors(config: Callable[[str], str], body: str, message: str) -
     assert message in str(info.value)
 
 
+def test_middleware_file_options_are_relative_to_the_config(config: Callable[[str], str],
+                                                             tmp_path: Path) -> None:
+    (tmp_path / "blocklist.txt").write_text("deny 203.0.113.0/24\n")
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [[middleware]]
+        name = "access_log"
+        output = "logs/access.log"
+        [[middleware]]
+        name = "ip_blacklist"
+        list_file = "blocklist.txt"
+    """))
+    access, ipfilter = loaded.stack.layers
+    assert access.options["output"] == str(tmp_path / "logs" / "access.log")
+    assert ipfilter.options["list_file"] == str(tmp_path / "blocklist.txt")
+    client = Client(loaded.app)
+    try:
+        assert client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code == 403
+        assert client.get("/", environ_base={"REMOTE_ADDR": "198.51.100.7"},
+                          buffered=True).status_code == 200
+    finally:
+        loaded.stack.wsgi.close()  # detach the access log's file handler
+    assert "198.51.100.7" in (tmp_path / "logs" / "access.log").read_text()
+    stdout = load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[[middleware]]\n'
+                         'name = "access_log"\noutput = "-"\n'))
+    stdout.stack.wsgi.close()
+    assert stdout.stack.layers[0].options["output"] == "-"
+
+
+def test_pythonpath_makes_modules_next_to_the_file_importable(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "config_test_pkg_app.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'from src']\n")
+    path = write(tmp_path, '[app]\npythonpath = ["src"]\n'
+                 'module = "config_test_pkg_app:application"\n')
+    try:
+        assert Client(load(path).app).get("/").get_data() == b"from src"
+    finally:
+        sys.path.remove(str(src))
+        sys.modules.pop("config_test_pkg_app", None)
+
+
+@pytest.mark.redis
+def test_redis_sessions(config: Callable[[str], str], redis_port: int) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:counter_app"
+        [app.settings]
+        cookie_secret = "redis-config-test-secret-0123456789"
+        [sessions]
+        store = "redis"
+        url = "redis://127.0.0.1:{redis_port}/0"
+        prefix = "config-test:"
+    """))
+    store = loaded.stack.layers[0].options["store"]
+    assert type(store).__name__ == "RedisStore"
+    client = Client(loaded.app)
+    assert [client.get("/").get_data() for _ in range(2)] == [b"1", b"2"]
+    import redis
+
+    keys = redis.Redis(port=redis_port).keys("config-test:*")
+    assert len(keys) == 1
+
+
 # -- server, logging, options -------------------------------------------------------------------
 
 def test_server_overrides_are_validated(config: Callable[[str], str]) -> None:

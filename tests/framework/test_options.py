@@ -208,6 +208,11 @@ def test_toml_errors_name_the_file(parser: OptionParser, tmp_path: Path, body: s
     assert message in str(info.value)
 
 
+def test_toml_date_is_midnight(parser: OptionParser, tmp_path: Path) -> None:
+    parser.parse_config_file(write(tmp_path, "d.toml", "start = 2024-05-06\n"))
+    assert parser.start == datetime.datetime(2024, 5, 6)
+
+
 def test_missing_file_is_a_clear_error(parser: OptionParser, tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="cannot read"):
         parser.parse_config_file(tmp_path / "missing.toml")
