@@ -6,6 +6,7 @@ data folder (``examples/showcase/var/`` by default, ``MICROWEB_SHOWCASE_DATA`` t
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import microweb as web
 import middleware
 from examples.showcase import handlers as h
-from examples.showcase.chat import ChatSocket, make_hub
+from examples.showcase.chat import ChatSocket
 from examples.showcase.data import Database
 from middleware.sessions import SessionMiddleware, SQLiteStore
 
@@ -82,11 +83,11 @@ def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
         max_body_size=MAX_UPLOAD + 64 * 1024,
         db=Database(data / "showcase.sqlite3"),
         upload_dir=data / "uploads",
-        chat_hub=make_hub(redis_url or os.environ.get("MICROWEB_SHOWCASE_REDIS")),
+        websocket_hub=redis_url or os.environ.get("MICROWEB_SHOWCASE_REDIS") or None,
+        log_function=_no_log,  # AccessLogMiddleware writes the one line per request
     )
-    output = os.environ.get("MICROWEB_ACCESS_LOG", access_log) if access_log else None
-    layers: list[Any] = [middleware.AccessLogMiddleware.configure(output=output),
-                         middleware.GzipMiddleware,
+    layers: list[Any] = [_access_log(access_log),
+                         _gzip_except_upgrades,
                          SessionMiddleware.configure(
                              secret=secret, store=SQLiteStore(data / "sessions.sqlite3"))]
     trusted = trusted_proxies or os.environ.get("MICROWEB_SHOWCASE_TRUSTED_PROXIES")
@@ -94,3 +95,37 @@ def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
         proxies = [p.strip() for p in trusted.split(",") if p.strip()]
         layers.insert(0, middleware.ProxyMiddleware.configure(trusted=proxies))
     return middleware.compose(app, *layers)
+
+
+def _no_log(handler: Any) -> None:
+    """The application's own per-request log line, replaced by the access log middleware."""
+
+
+def _access_log(output: str | None) -> Any:
+    """The access log layer: to ``output`` on its own logger, or to ``microweb.access``.
+
+    With an output the records go to a non-propagating ``microweb.access.showcase`` logger,
+    so however the server configured logging, each request is printed exactly once.
+    """
+    output = os.environ.get("MICROWEB_ACCESS_LOG", output) if output else None
+    if not output:
+        return middleware.AccessLogMiddleware
+    logger = logging.getLogger("microweb.access.showcase")
+    logger.propagate = False
+    return middleware.AccessLogMiddleware.configure(output=output, logger=logger)
+
+
+def _gzip_except_upgrades(app: Any) -> Any:
+    """GzipMiddleware for HTTP responses; WebSocket handshakes go straight to the app.
+
+    A handshake's 101 must reach the server when the app returns, and gzip defers
+    ``start_response`` until the body is iterated; nothing in a handshake is compressible.
+    """
+    gzipped = middleware.GzipMiddleware(app)
+
+    def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_UPGRADE"):
+            return app(environ, start_response)
+        return gzipped(environ, start_response)
+
+    return dispatch

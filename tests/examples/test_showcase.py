@@ -140,7 +140,7 @@ def test_html_is_gzipped_and_access_logged_with_the_user(showcase_data, caplog):
     client = Client(make_app(showcase_data, access_log=None))
     with caplog.at_level(logging.INFO, logger="microweb.access"):
         res = client.get("/houses", headers={"Accept-Encoding": "gzip"},
-                         environ_base={"REMOTE_ADDR": "127.0.0.1"})
+                         environ_base={"REMOTE_ADDR": "127.0.0.1"}, buffered=True)
     assert res.headers["Content-Encoding"] == "gzip"
     assert b"house-item" in gzip.decompress(res.data)
     assert any("/houses" in r.getMessage() for r in caplog.records)
