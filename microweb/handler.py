@@ -362,7 +362,10 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             self._finalize_headers()
             self._emit_headers()
             if self.request.method != "HEAD":
-                self._body = self._write_buffer
+                if self._pending is not None:  # a streaming method: the server iterates
+                    self._pending.extend(chunk for chunk in self._write_buffer if chunk)
+                else:
+                    self._body = self._write_buffer
             self._write_buffer = []
         else:
             self.flush()
