@@ -109,6 +109,8 @@ _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-da
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 #: where the raw token lives in a session (hex), when the session keeps it
 SESSION_KEY = "_xsrf"
+#: private environ key: the spooled copy of a form body this layer read (closed at the end)
+_SPOOL = "middleware.xsrf.body"
 
 
 class XSRFRejected(Exception):
@@ -282,19 +284,23 @@ class XSRFMiddleware(Middleware):
 
     def _buffer_body(self, environ: WSGIEnvironment) -> IO[bytes]:
         """Copy the body (at most ``max_body_size``) to a spooled file; it becomes wsgi.input."""
+        stream = bounded_input(environ, self.max_body_size)  # 413 on a declared oversize
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.spool_size)
-        stream = bounded_input(environ, self.max_body_size)
         size = 0
-        while chunk := stream.read(64 * 1024):
-            size += len(chunk)
-            if size > self.max_body_size:
-                spool.close()
-                raise RequestEntityTooLarge()
-            spool.write(chunk)
+        try:
+            while chunk := stream.read(64 * 1024):
+                size += len(chunk)
+                if size > self.max_body_size:
+                    raise RequestEntityTooLarge()
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
         spool.seek(0)
-        environ["wsgi.input"] = spool
+        environ["wsgi.input"] = environ[_SPOOL] = spool
+        # The app now sees a plain body of known length (even if the client sent it chunked).
         environ["CONTENT_LENGTH"] = str(size)
-        environ["wsgi.input_terminated"] = True
+        environ.pop("wsgi.input_terminated", None)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         return spool
 
@@ -319,11 +325,10 @@ class XSRFMiddleware(Middleware):
         session = self._session(environ)
         token = self._stored_token(environ, session)
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        original_input = environ.get("wsgi.input")
         if method not in SAFE_METHODS and not self.is_exempt(environ.get("PATH_INFO", "")):
             refusal = self._refusal(environ, token)
             if refusal is not None:
-                _close_spool(environ, original_input)
+                _close_spool(environ)
                 return refusal(start_response)
         if token is None:
             token = new_xsrf_token()
@@ -334,11 +339,15 @@ class XSRFMiddleware(Middleware):
         raw = token
         environ[keys.XSRF_TOKEN] = mask_xsrf_token(raw)
         environ[keys.XSRF_TOKEN_FACTORY] = lambda: mask_xsrf_token(raw)
-        body = self.app(environ, start_response)
-        spool = environ.get("wsgi.input")
-        if spool is not original_input and spool is not None:
-            return ClosingIterator(body, [spool.close])  # the buffered form body
-        return body
+        spool = environ.get(_SPOOL)
+        if spool is None:
+            return self.app(environ, start_response)
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            _close_spool(environ)
+            raise
+        return ClosingIterator(body, [lambda: _close_spool(environ)])  # the buffered form
 
     def _refusal(self, environ: WSGIEnvironment, token: bytes | None
                  ) -> Callable[[StartResponse], list[bytes]] | None:
@@ -376,7 +385,7 @@ class XSRFMiddleware(Middleware):
                               headers=[("Cache-Control", "no-store")])
 
 
-def _close_spool(environ: WSGIEnvironment, original_input: object) -> None:
-    spool = environ.get("wsgi.input")
-    if spool is not original_input and spool is not None:
+def _close_spool(environ: WSGIEnvironment) -> None:
+    spool = environ.pop(_SPOOL, None)
+    if spool is not None:
         spool.close()
