@@ -70,3 +70,19 @@ def test_signed_cookie_round_trip_through_the_stack(app_kind: str) -> None:
     view = app.get("/env", headers={"X-Forwarded-For": "203.0.113.9"}).json
     assert view["signed"] == {"prefs": "wide"} and view["remote_addr"] == "203.0.113.9"
     assert view["request_id"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Accept-Encoding": "gzip;q=abc, br;q=, ;;;, *;q=-1, identity;q=2"},
+    {"Accept-Encoding": "\x00\x01gzip"},
+    {"X-Forwarded-For": ",,, ,[::1, 999.1.1.1, 10.0.0.1:99999, \x7f"},
+    {"X-Forwarded-For": "1.1.1.1", "X-Forwarded-Proto": ",,,", "X-Forwarded-Host": ",:,"},
+    {"Forwarded": 'for="unterminated, for=;;;, proto=https"'},
+    {"Cookie": 'prefs="\\"; prefs=; =; ;;; prefs=a.b.c; \x7f=\x00'},
+    {"X-Request-ID": "x" * 5000},
+    {"Range": "bytes=garbage", "Accept-Encoding": "gzip"},
+])
+def test_garbage_headers_never_crash_the_stack(app_kind: str, headers: dict[str, str]) -> None:
+    response = fetch(full_stack(app_kind), "/env", REMOTE_ADDR="10.0.0.1", headers=headers)
+    assert response.status in (200, 400, 416)
+    assert response.headers["X-Request-ID"]
