@@ -1,7 +1,8 @@
-"""The middleware stack under a real gunicorn, and behind a real nginx as the trusted proxy.
+"""The middleware stack under real servers (gunicorn, microweb.server), and behind a real nginx
+as the trusted proxy.
 
-The client connects from 127.0.0.2 while nginx (the only trusted proxy) talks to gunicorn from
-127.0.0.1, so spoofed forwarding headers can be told apart from the proxy's own entries.
+The client connects from 127.0.0.2 while nginx (the only trusted proxy) talks to the backend
+from 127.0.0.1, so spoofed forwarding headers can be told apart from the proxy's own entries.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from .stack_app import FIRST, SECOND
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[tuple[int, Path, object]]:
+def _server_argv(kind: str, port: int) -> list[str]:
+    app = "tests.middlewares.stack_app:app"
+    if kind == "gunicorn":
+        return [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1",
+                "--timeout", "30", "--no-control-socket", app]
+    return [PYTHON, "-m", "microweb.server", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", app]
+
+
+@pytest.fixture(params=["gunicorn", "microweb.server"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, Path, object]]:
+    """The stack app served by a real server (gunicorn's sync worker, microweb's own)."""
     port, release = free_port(), tmp_path / "release"
-    argv = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "--timeout", "30",
-            "--no-control-socket",
-            "tests.middlewares.stack_app:app"]
+    argv = _server_argv(request.param, port)
     with spawn(argv, port=port, env={"STACK_APP_RELEASE": str(release)}) as server:
         yield port, release, server
 
@@ -66,9 +75,9 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def test_streaming_through_gunicorn_arrives_incrementally(
-        gunicorn: tuple[int, Path, object]) -> None:
-    port, release, _ = gunicorn
+def test_streaming_through_a_real_server_arrives_incrementally(
+        backend: tuple[int, Path, object]) -> None:
+    port, release, _ = backend
     with _request(port, b"GET /stream HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n"
                         b"Connection: close\r\n\r\n", source="127.0.0.1") as sock:
         received = b""
@@ -90,8 +99,8 @@ def test_streaming_through_gunicorn_arrives_incrementally(
     assert gzip.decompress(body) == FIRST + SECOND
 
 
-def test_direct_clients_cannot_spoof_their_address(gunicorn: tuple[int, Path, object]) -> None:
-    port, _, server = gunicorn
+def test_direct_clients_cannot_spoof_their_address(backend: tuple[int, Path, object]) -> None:
+    port, _, server = backend
     with _request(port, b"GET /env HTTP/1.0\r\nHost: t\r\nX-Forwarded-For: 10.9.9.9\r\n"
                         b"X-Request-ID: direct-1\r\n\r\n") as sock:
         response = _read_all(sock)
@@ -131,10 +140,10 @@ http {{
 
 
 @pytest.fixture
-def nginx(gunicorn: tuple[int, Path, object], tmp_path: Path) -> Iterator[tuple[int, object]]:
+def nginx(backend: tuple[int, Path, object], tmp_path: Path) -> Iterator[tuple[int, object]]:
     exe = which("nginx")
     assert exe is not None, "nginx is not installed"
-    backend, _, server = gunicorn
+    backend, _, server = backend
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, backend=backend))
