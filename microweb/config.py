@@ -219,6 +219,10 @@ class _Loader:
             if not isinstance(target, list | tuple):
                 raise self.fail("[app] handlers", f"{app_table[kind]!r} is not a list of routes")
 
+            if "log_function" not in settings and any(
+                    name == "access_log" for name, _ in self.middleware_entries()):
+                # AccessLogMiddleware writes the access line: the Application's would repeat it
+                settings["log_function"] = _no_access_line
             # the Application sees ``debugger`` so it can let exceptions reach the debugger
             return microweb.Application(target, **settings)
         if kind == "factory":
@@ -426,6 +430,10 @@ class _Loader:
             _options.options.apply_mapping(table, f"config file {self.path}")
         except _options.OptionError as exc:
             raise self.fail("[options]", f"option {exc.option!r}: {exc.detail}") from None
+
+
+def _no_access_line(handler: Any) -> None:
+    """``log_function`` when AccessLogMiddleware already logs every request."""
 
 
 def _parameters(factory: Any) -> set[str]:

@@ -598,6 +598,9 @@ def test_example_served_by_microweb_serve_config(example: Path) -> None:
         assert "here 2 times." in page and "Bonjour" in page
         output = server.output()
     assert "home page, visit 2" in output  # [logging] level = "INFO" reached stderr
+    # one access line per request, from AccessLogMiddleware (the Application's is turned off)
+    assert output.count('"GET / HTTP/1.1" 200') == 2
+    assert " 200 GET / (" not in output
 
 
 @pytest.mark.xfail(strict=True, reason="microweb/cli.py does not catch microweb.options.Error "
