@@ -236,3 +236,27 @@ def test_stack_runs_under_wsgiref_validate_directly() -> None:
     assert response.status_code == 200 and response.headers["X-Order"] == "tag"
     assert response.get_data() == b"hello"
     response.close()
+
+
+class MaintenanceMode(Middleware):
+    """The example of docs/middleware.md, kept working."""
+
+    def __init__(self, app: Any, *, enabled: bool = False) -> None:
+        super().__init__(app)
+        self.enabled = enabled
+
+    def process_request(self, environ: dict[str, Any]) -> Response | None:
+        if self.enabled and environ["PATH_INFO"] != "/health":
+            return Response("Down for maintenance", status=503)
+        return None
+
+    def process_response(self, environ: dict[str, Any], status: str,
+                         headers: list[tuple[str, str]]) -> None:
+        headers.append(("X-Served-By", "app-1"))
+
+
+def test_documented_example(app_kind: str) -> None:
+    app = client(compose(make_app(app_kind), MaintenanceMode.configure(enabled=True)))
+    down = app.get("/", status=503)
+    assert down.text == "Down for maintenance" and down.headers["X-Served-By"] == "app-1"
+    assert app.get("/health").headers["X-Served-By"] == "app-1"
