@@ -49,6 +49,7 @@ __all__ = [
 ENV_PREFIX = "MICROWEB_"
 COMMAND_LINE = "command line"
 
+_SECRET_WORDS = ("secret", "password", "token", "key")  # --help never prints such defaults
 _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 _DATETIME_FORMATS = (
@@ -509,8 +510,10 @@ def _print_option(opt: _Option, out: TextIO) -> None:
     if opt.multiple:
         description += " (comma-separated list)"
     if opt.default not in (None, "", []):
-        description += f" (default {opt.default})"
-    lines = textwrap.wrap(description.strip(), 44) or [""]
+        secret = any(word in opt.name.lower() for word in _SECRET_WORDS)
+        description += " (default ***)" if secret else f" (default {opt.default})"
+    lines = textwrap.wrap(description.strip(), 44, break_long_words=False,
+                          break_on_hyphens=False) or [""]
     if len(prefix) > 30:
         lines.insert(0, "")
     print(f"  --{prefix:<30} {lines[0]}".rstrip(), file=out)
@@ -615,7 +618,7 @@ def define_logging_options(parser: OptionParser | None = None) -> None:
                   help="log level: debug|info|warning|error|none (none leaves logging alone)")
     parser.define("log_json", default=False, group="logging", help="log records as JSON lines")
     parser.define("log_file_prefix", type=str, group="logging", metavar="PATH",
-                  help="also log to this file, rotated by size")
+                  help="log to this file (rotated by size) instead of stderr")
     parser.define("log_file_max_size", default=100 * 1000 * 1000, group="logging",
                   help="rotate the log file after this many bytes")
     parser.define("log_file_num_backups", default=10, group="logging",

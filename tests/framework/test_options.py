@@ -97,6 +97,17 @@ def test_parse_callbacks_run_only_on_final_parse(parser: OptionParser) -> None:
     assert runs == [2]
 
 
+def test_help_hides_secret_defaults(parser: OptionParser) -> None:
+    import io
+
+    parser.define("cookie_secret", default="do-not-print-me", help="signing key")
+    out = io.StringIO()
+    parser.print_help(out)
+    assert "signing key (default ***)" in out.getvalue()
+    assert "do-not-print-me" not in out.getvalue()
+    assert "listen on this port (default 8000)" in out.getvalue()
+
+
 def test_mockable_patches_and_restores(parser: OptionParser) -> None:
     with mock.patch.object(parser.mockable(), "port", 1234):
         assert parser.port == 1234
