@@ -67,7 +67,10 @@ class Stack:
         check_order(self.layers)
         wrapped = app
         for layer in reversed(self.layers):
-            wrapped = layer.build(wrapped)
+            try:
+                wrapped = layer.build(wrapped)
+            except TypeError as exc:  # usually a missing or misspelt option
+                raise TypeError(f"cannot build the layer {layer!r}: {exc}") from exc
         #: the outermost WSGI callable
         self.wsgi: WSGIApp = wrapped
 

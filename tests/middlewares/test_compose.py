@@ -260,3 +260,10 @@ def test_documented_example(app_kind: str) -> None:
     down = app.get("/", status=503)
     assert down.text == "Down for maintenance" and down.headers["X-Served-By"] == "app-1"
     assert app.get("/health").headers["X-Served-By"] == "app-1"
+
+
+def test_missing_or_misspelt_options_name_the_layer() -> None:
+    with pytest.raises(TypeError, match=r"cannot build the layer SignedCookieMiddleware\(\)"):
+        compose(bare_app, SignedCookieMiddleware)
+    with pytest.raises(TypeError, match=r"GzipMiddleware\(levle=9\).*levle"):
+        compose(bare_app, GzipMiddleware.configure(levle=9))
