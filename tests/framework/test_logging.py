@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.test import Client
 
+import microweb as web
 from microweb import log
+from middleware import AccessLogMiddleware, compose
 
 LOGGER = "microweb.test-logging"  # configure() a private logger, never the root of the test run
 
@@ -146,3 +149,59 @@ def test_formatter_does_not_leak_helper_fields(target: logging.Logger) -> None:
 ])
 def test_user_label(user: object, label: str | None) -> None:
     assert log.user_label(user) == label
+
+
+# -- the framework's records, end to end --------------------------------------------------------
+
+class _WhoHandler(web.RequestHandler):
+    def get_current_user(self) -> str | None:
+        return self.get_argument("as", None)
+
+    def get(self) -> None:
+        self.logger.info("paid", extra={"amount": 12})
+        self.write("ok")
+
+
+@pytest.fixture
+def app_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("microweb.application")
+    yield logger
+    for handler in [h for h in logger.handlers if getattr(h, "_microweb_configured", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_handler_logger_carries_user_and_request_id(app_logger: logging.Logger,
+                                                   as_json: bool) -> None:
+    out = io.StringIO()
+    log.configure(stream=out, json=as_json, logger="microweb.application")
+    app = compose(web.Application([(r"/", _WhoHandler)]), AccessLogMiddleware)
+    client = Client(app)
+    response = client.get("/?as=alice", headers={"X-Request-ID": "req-0001"})
+    assert response.headers["X-Request-ID"] == "req-0001"
+    client.get("/")  # anonymous, with a generated request id
+    first, second = out.getvalue().splitlines()
+    if as_json:
+        record = json.loads(first)
+        assert (record["user"], record["request_id"], record["amount"]) == (
+            "alice", "req-0001", 12)
+        assert json.loads(second)["request_id"] != "req-0001"
+    else:
+        assert first.endswith("microweb.application [user=alice request_id=req-0001] paid")
+        assert "user=" not in second and "[request_id=" in second
+
+
+def test_log_function_setting_replaces_the_access_line(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[int, str]] = []
+    app = web.Application([(r"/", _WhoHandler)],
+                          log_function=lambda h: seen.append((h.get_status(), h.request.path)))
+    with caplog.at_level(logging.INFO, logger="microweb.access"):
+        Client(app).get("/")
+        Client(app).get("/nowhere")
+    assert seen == [(200, "/"), (404, "/nowhere")]
+    assert not [r for r in caplog.records if r.name == "microweb.access"]
+    with caplog.at_level(logging.INFO, logger="microweb.access"):
+        Client(web.Application([(r"/", _WhoHandler)])).get("/")
+    assert [r.name for r in caplog.records if r.name == "microweb.access"] == ["microweb.access"]
