@@ -59,24 +59,34 @@ def check_order(layers: Sequence[Layer]) -> None:
 class Stack:
     """A built middleware stack: a WSGI app that also knows its layers (outermost first)."""
 
-    __slots__ = ("app", "layers", "wsgi")
+    __slots__ = ("app", "built", "layers", "wsgi")
 
     def __init__(self, app: WSGIApp, layers: Iterable[object] = ()) -> None:
         self.app = app
         self.layers: tuple[Layer, ...] = tuple(Layer.coerce(spec) for spec in layers)
         check_order(self.layers)
-        wrapped = app
+        wrapped, built = app, []
         for layer in reversed(self.layers):
             try:
                 wrapped = layer.build(wrapped)
             except TypeError as exc:  # usually a missing or misspelt option
                 raise TypeError(f"cannot build the layer {layer!r}: {exc}") from exc
+            built.append(wrapped)
+        #: the middleware instances, outermost first
+        self.built: tuple[WSGIApp, ...] = tuple(reversed(built))
         #: the outermost WSGI callable
         self.wsgi: WSGIApp = wrapped
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi(environ, start_response)
+
+    def close(self) -> None:
+        """Release what the layers hold (log handlers, files): calls each one's ``close()``."""
+        for layer in self.built:
+            close = getattr(layer, "close", None)
+            if callable(close):
+                close()
 
     def describe(self) -> str:
         """One line per layer, outermost first, then the app."""

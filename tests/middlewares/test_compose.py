@@ -267,3 +267,13 @@ def test_missing_or_misspelt_options_name_the_layer() -> None:
         compose(bare_app, SignedCookieMiddleware)
     with pytest.raises(TypeError, match=r"GzipMiddleware\(levle=9\).*levle"):
         compose(bare_app, GzipMiddleware.configure(levle=9))
+
+
+def test_stack_close_releases_layer_resources(tmp_path: Any) -> None:
+    stack = compose(bare_app, AccessLogMiddleware.configure(output=str(tmp_path / "a.log")),
+                    GzipMiddleware)
+    assert [type(m).__name__ for m in stack.built] == ["AccessLogMiddleware", "GzipMiddleware"]
+    access_log = stack.built[0]
+    assert access_log.handler is not None  # type: ignore[attr-defined]
+    stack.close()
+    assert access_log.handler is None  # type: ignore[attr-defined]
