@@ -12,6 +12,7 @@ Build a stack with :func:`compose`, outermost first::
 from __future__ import annotations
 
 from . import keys
+from ._wsgi import ClosingIterator, bounded_input
 from .accesslog import AccessLogMiddleware
 from .base import Layer, Middleware
 from .compose import MiddlewareOrderError, Stack, compose
@@ -22,6 +23,7 @@ from .signedcookies import SignedCookieMiddleware
 
 __all__ = [
     "AccessLogMiddleware",
+    "ClosingIterator",
     "GzipMiddleware",
     "IPBlacklistMiddleware",
     "Layer",
@@ -30,6 +32,7 @@ __all__ = [
     "ProxyMiddleware",
     "SignedCookieMiddleware",
     "Stack",
+    "bounded_input",
     "compose",
     "keys",
 ]
