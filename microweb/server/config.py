@@ -125,7 +125,7 @@ class Config:
     def _validate(self) -> None:
         if self.workers < 1 or self.threads < 1:
             raise ValueError("workers and threads must be at least 1")
-        if bool(self.certfile) != bool(self.keyfile) and not self.certfile:
+        if self.keyfile and not self.certfile:
             raise ValueError("keyfile given without certfile")
         for name in ("max_request_line", "max_header_size", "max_header_count",
                      "max_body_size", "max_connections"):
@@ -165,10 +165,7 @@ def markdown_table(settings: Iterable[Setting] = SETTINGS) -> str:
     rows = ["| setting | CLI flag | default | unit | meaning |", "|---|---|---|---|---|"]
     for s in settings:
         flag = f"`--{s.name.replace('_', '-')}`" + (f", `{s.flag}`" if s.flag else "")
-        default = "—" if s.default is None else f"`{s.default}`"
+        default = "—" if s.default is None else f"`{s.default!r}`" if s.default == "" else \
+            f"`{s.default}`"
         rows.append(f"| `{s.name}` | {flag} | {default} | {s.unit} | {s.doc} |")
     return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover - docs helper
-    print(markdown_table(), end="")
