@@ -99,7 +99,8 @@ class AccessLogMiddleware(Middleware):
     ``backup_count`` files). Unset options come from ``MICROWEB_ACCESS_LOG``,
     ``MICROWEB_ACCESS_LOG_FORMAT``, ``MICROWEB_ACCESS_LOG_MAX_BYTES``,
     ``MICROWEB_ACCESS_LOG_BACKUPS``. ``catch_errors`` answers 500 for an app that raises before
-    its response starts (the error is logged once, in the access record).
+    its response starts (the error is logged once, in the access record). Successful (<400)
+    requests to ``skip_paths`` (health checks...) are not logged.
     """
 
     provides = (keys.REQUEST_ID,)
@@ -109,8 +110,9 @@ class AccessLogMiddleware(Middleware):
                  max_bytes: int | None = None, backup_count: int | None = None,
                  logger: str | logging.Logger = LOGGER_NAME,
                  request_id_header: str = "X-Request-ID", trust_request_id: bool = True,
-                 catch_errors: bool = True) -> None:
+                 catch_errors: bool = True, skip_paths: Iterable[str] = ()) -> None:
         super().__init__(app)
+        self.skip_paths = frozenset(skip_paths)
         self.format = format or os.environ.get(ENV_FORMAT) or "combined"
         self._template = COMBINED if self.format == "combined" else self.format
         if self.format != "json":
@@ -247,7 +249,8 @@ class AccessLogMiddleware(Middleware):
             return
         state.logged = True
         level = level_for(state.status or 500)
-        if not self.logger.isEnabledFor(level):
+        if not self.logger.isEnabledFor(level) or (
+                level == logging.INFO and state.environ.get("PATH_INFO") in self.skip_paths):
             return
         fields = self.fields(state)
         if self.format == "json":

@@ -233,3 +233,17 @@ def test_rotation_settings_from_environment(tmp_path: Path,
         middleware.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.log", "a.log.1"]
     assert (tmp_path / "a.log").stat().st_size <= 300
+
+
+def test_skip_paths_only_for_successful_requests(records: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        failing = environ.get("QUERY_STRING") == "fail"
+        start_response("503 Unavailable" if failing else "200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    c = client(AccessLogMiddleware(app, skip_paths=["/health"]))
+    c.get("/health")
+    assert access(records) == []
+    c.get("/health?fail", status=503)
+    c.get("/other")
+    assert [r.path for r in access(records)] == ["/health?fail", "/other"]
