@@ -197,8 +197,9 @@ class IPBlacklistMiddleware(Middleware):
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         reason = self.rules.refusal(address, path)
         if reason is not None:
-            log.warning("blocked %s %s %r: %s", raw or "-", environ.get("REQUEST_METHOD"),
-                        path, reason)
+            log.warning("blocked %s %s %r: %s (request id %s)", raw or "-",
+                        environ.get("REQUEST_METHOD"), path, reason,
+                        environ.get(keys.REQUEST_ID, "-"))
             return plain_response(start_response, "403 Forbidden", self.body,
                                   content_type=self.content_type)
         if self.buckets is not None:

@@ -39,7 +39,7 @@ def test_deny_list_blocks_with_403_and_a_log_line(app_kind: str,
     with caplog.at_level(logging.WARNING, logger="microweb.ipfilter"):
         blocked = client(stack, remote_addr="203.0.113.77").get("/", status=403)
     assert blocked.text == "Forbidden\n"
-    assert "blocked 203.0.113.77 GET '/': denied address" in caplog.text
+    assert "blocked 203.0.113.77 GET '/': denied address (request id -)" in caplog.text
     assert status(stack, "2001:db8::5") == 403
     assert status(stack, "198.51.100.1") == 200
 
