@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -584,6 +585,16 @@ def test_example_app_toml_in_process(example: Path, private_logger: logging.Logg
     assert answer.status_code == 200 and answer.json == {"greeting": "Bonjour, Ann!"}
 
 
+def _wait_for(server: Any, text: str, times: int = 1) -> str:
+    """The server's output once ``text`` appears ``times`` times (log lines follow responses)."""
+    for _ in range(100):
+        output = str(server.output())
+        if output.count(text) >= times:
+            break
+        time.sleep(0.05)
+    return output
+
+
 @pytest.mark.slow
 def test_example_served_by_microweb_serve_config(example: Path) -> None:
     import httpx
@@ -596,11 +607,33 @@ def test_example_served_by_microweb_serve_config(example: Path) -> None:
         assert "here 1 time." in client.get("/").text
         page = client.get("/", headers={"Accept-Encoding": "identity"}).text
         assert "here 2 times." in page and "Bonjour" in page
-        output = server.output()
+        output = _wait_for(server, '"GET / HTTP/1.1" 200', times=2)
     assert "home page, visit 2" in output  # [logging] level = "INFO" reached stderr
     # one access line per request, from AccessLogMiddleware (the Application's is turned off)
     assert output.count('"GET / HTTP/1.1" 200') == 2
     assert " 200 GET / (" not in output
+
+
+@pytest.mark.slow
+def test_example_under_gunicorn_through_wsgi_py(tmp_path: Path) -> None:
+    """``gunicorn examples.config.wsgi:app``: two workers share the SQLite sessions."""
+    import httpx
+
+    shutil.copytree(EXAMPLE, tmp_path / "cfgexample",
+                    ignore=shutil.ignore_patterns("var", "__pycache__"))
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--chdir", str(tmp_path), "-b",
+            f"127.0.0.1:{port}", "-w", "2", "--timeout", "30", "--no-control-socket",
+            "cfgexample.wsgi:app"]
+    with spawn(argv, port=port):
+        cookies: dict[str, str] = {}
+        pages = []
+        for _ in range(4):  # a new connection each time: either worker may answer
+            response = httpx.get(f"http://127.0.0.1:{port}/", cookies=cookies, timeout=10)
+            cookies.update(response.cookies)
+            pages.append(response.text)
+    assert "Bonjour" in pages[0] and "here 4 times." in pages[3]
+    assert (tmp_path / "cfgexample" / "var" / "sessions.db").exists()
 
 
 @pytest.mark.xfail(strict=True, reason="microweb/cli.py does not catch microweb.options.Error "
