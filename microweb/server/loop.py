@@ -208,9 +208,9 @@ class Server:
             conn = conns.get(fd)
             if conn is not None:
                 if conn.__class__ is HTTPConnection:
-                    if conn.parked:  # type: ignore[union-attr]
-                        conn.parked = False  # type: ignore[union-attr]
-                        submit(conn.on_readable)  # type: ignore[union-attr]
+                    if conn.parked:
+                        conn.parked = False
+                        submit(conn.on_readable)
                 else:
                     conn.on_event(mask)  # type: ignore[union-attr]
             elif fd == self._wake_r:
@@ -302,14 +302,14 @@ class Server:
 
     def _sweep(self, now: float) -> None:
         """Close parked connections whose header or keep-alive deadline has passed."""
-        expired = []
+        expired: list[HTTPConnection] = []
         with self._lock:
             for conn in self._conns.values():
-                if conn.__class__ is HTTPConnection and conn.parked and conn.deadline <= now:  # type: ignore[union-attr]
-                    conn.parked = False  # type: ignore[union-attr]
+                if conn.__class__ is HTTPConnection and conn.parked and conn.deadline <= now:
+                    conn.parked = False
                     expired.append(conn)
         for conn in expired:
-            conn.timed_out()  # type: ignore[union-attr]
+            conn.timed_out()
 
     def _begin_shutdown(self, now: float) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish."""
@@ -330,9 +330,9 @@ class Server:
                 conn.parked = False
         for conn in idle:
             conn.close()
-        for conn in conns:
-            if isinstance(conn, UpgradedConnection):
-                conn.close()
+        for other in conns:
+            if isinstance(other, UpgradedConnection):
+                other.close()
         log.info("shutting down: %d connection(s) still open", len(self._conns))
 
     def _teardown(self) -> None:
