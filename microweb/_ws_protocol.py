@@ -26,6 +26,7 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN, SEND_EOF
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 log = logging.getLogger("microweb.websocket")
 _ws_logger = logging.getLogger("microweb.websocket.protocol")
@@ -55,9 +56,11 @@ def new_server_protocol(*, compression: dict[str, Any] | None = None,
             server_max_window_bits=12, client_max_window_bits=12, compress_settings=settings)]
     chooser = None
     if select_subprotocol is not None:
-        def chooser(_: ServerProtocol, offered: Sequence[str]) -> str | None:
-            chosen = select_subprotocol(list(offered))
-            return chosen if chosen in offered else None
+        def chooser(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+            chosen = select_subprotocol([str(p) for p in offered])
+            if chosen is None or chosen not in offered:
+                return None
+            return Subprotocol(chosen)
     # state=OPEN: the parser starts at frames, the HTTP request was parsed by the server.
     return ServerProtocol(state=OPEN, extensions=extensions, select_subprotocol=chooser,
                           max_size=max_size, logger=_ws_logger)
@@ -123,7 +126,7 @@ class WebSocketProtocol:
             if self._lost:
                 return
             self.ws.receive_data(data)
-            events = self.ws.events_received()
+            events = [e for e in self.ws.events_received() if isinstance(e, Frame)]
             deliveries = self._assemble(events)
             self._flush()
         for kind, payload in deliveries:
