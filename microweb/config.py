@@ -384,6 +384,10 @@ class _Loader:
         if settings.get("debugger"):
             from microweb.debug import DebuggerRefused, debugged
 
+            if server.get("workers", 1) > 1:
+                raise self.fail("[app.settings] debugger", "needs one worker process (the "
+                                "frames it inspects live in the process that raised): set "
+                                "workers = 1 in [server]")
             try:
                 app = debugged(app, server.get("host", "127.0.0.1"))
             except DebuggerRefused as exc:

@@ -451,6 +451,8 @@ def test_config_debugger_requires_loopback_server(config: Callable[[str], str]) 
     assert "debugger" not in Client(loaded.app).get("/").json  # not an Application setting
     with pytest.raises(ConfigError, match=r"\[app.settings\] debugger: .*loopback.*'0.0.0.0'"):
         load(config(body + '[server]\nhost = "0.0.0.0"\n'))
+    with pytest.raises(ConfigError, match=r"debugger: needs one worker process"):
+        load(config(body + '[server]\nworkers = 3\n'))
 
 
 # -- debug=True and its implications (set by the Application) ------------------------------------
