@@ -71,7 +71,7 @@ class LookupHandler(web.RequestHandler):
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=self._upstream(), timeout=10) as client:
             results = await asyncio.gather(*(self.get_ip_info(client, ip) for ip in ips))
-        checksum = await asyncio.to_thread(_slow_checksum, results)  # blocking work: a thread
+        checksum = await self.run_in_executor(_slow_checksum, results)  # blocking: a thread
         self.write({"results": dict(zip(ips, results, strict=True)), "checksum": checksum,
                     "elapsed_ms": round((time.monotonic() - started) * 1000)})
 
