@@ -59,12 +59,11 @@ class _Request:
 
     __slots__ = ("cookie", "environ", "replacement", "session", "started")
 
-    def __init__(self, environ: WSGIEnvironment, cookie: str | None,
-                 loader: Callable[[Session], None],
-                 id_factory: Callable[[], str] | None) -> None:
+    session: Session
+
+    def __init__(self, environ: WSGIEnvironment, cookie: str | None) -> None:
         self.environ = environ
         self.cookie = cookie
-        self.session = Session(loader, id_factory)
         self.started = False
         #: (status, body) that replaces the app's response after a store or save failure
         self.replacement: tuple[str, bytes] | None = None
@@ -267,9 +266,9 @@ class SessionMiddleware(Middleware):
                  start_response: StartResponse) -> Iterable[bytes]:
         self.store.check_environ(environ)
         cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
-        req = _Request(environ, cookie, lambda s: None,
-                       None if self.store.client_side else new_session_id)
-        req.session._loader = self._loader(req)
+        req = _Request(environ, cookie)
+        req.session = Session(self._loader(req),
+                              None if self.store.client_side else new_session_id)
         environ[keys.SESSION] = req.session
         hooked = self._start(req, start_response)
         try:

@@ -133,6 +133,7 @@ class Session(MutableMapping[str, Any]):
             self.sid = None
         self._data = {}
         self._invalidated = True
+        self.new = True
         self._changed()
 
     @property
