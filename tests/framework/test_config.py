@@ -345,6 +345,18 @@ def test_redis_sessions(config: Callable[[str], str], redis_port: int) -> None:
 
 # -- server, logging, options -------------------------------------------------------------------
 
+def test_server_values_from_the_environment(config: Callable[[str], str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (f'[app]\nmodule = "{HERE}:echo_app"\n[server]\n'
+            'port = { env = "CONFIG_TEST_PORT", default = 8000 }\n')
+    assert load(config(body)).server == {"port": 8000}
+    monkeypatch.setenv("CONFIG_TEST_PORT", "9123")
+    assert load(config(body)).server == {"port": 9123}
+    monkeypatch.setenv("CONFIG_TEST_PORT", "ninety")
+    with pytest.raises(ConfigError, match=r"\[server\]: bad value for server option 'port'"):
+        load(config(body))
+
+
 def test_server_overrides_are_validated(config: Callable[[str], str]) -> None:
     loaded = load(config(f"""
         [app]
