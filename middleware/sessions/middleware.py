@@ -57,7 +57,7 @@ _UNSAVABLE = ("500 Internal Server Error",
 class _Request:
     """Per-request state (the middleware instance itself holds configuration only)."""
 
-    __slots__ = ("cookie", "environ", "replacement", "session", "started")
+    __slots__ = ("cookie", "cookies", "environ", "replacement", "session", "started")
 
     session: Session
 
@@ -65,6 +65,8 @@ class _Request:
         self.environ = environ
         self.cookie = cookie
         self.started = False
+        #: the Set-Cookie values of the commit (None until the session is committed)
+        self.cookies: list[str] | None = None
         #: (status, body) that replaces the app's response after a store or save failure
         self.replacement: tuple[str, bytes] | None = None
 
@@ -249,12 +251,13 @@ class SessionMiddleware(Middleware):
             req.started = True
             headers = list(headers)
             if req.replacement is None and req.session.loaded:
-                try:
-                    cookies = self._commit(req)
-                except (StoreUnavailable, SessionTooLarge, TypeError, ValueError) as exc:
-                    self._fail(req, exc)
-                else:
-                    headers.extend(("Set-Cookie", c) for c in cookies)
+                if req.cookies is None:  # commit once, even if the app restarts the response
+                    try:
+                        req.cookies = self._commit(req)
+                    except (StoreUnavailable, SessionTooLarge, TypeError, ValueError) as exc:
+                        self._fail(req, exc)
+                if req.cookies is not None:
+                    headers.extend(("Set-Cookie", c) for c in req.cookies)
                     _vary_cookie(headers)
             if req.replacement is not None:
                 return _replace(req, start_response, exc_info)

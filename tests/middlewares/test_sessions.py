@@ -500,3 +500,22 @@ def test_provides_session_key_for_compose() -> None:
     assert keys.SESSION in SessionMiddleware.provides
     assert "MemoryStore" in repr(SessionMiddleware(session_app, SECRET))
     assert SECRET not in repr(SessionMiddleware(session_app, SECRET))
+
+
+def test_response_restarted_with_exc_info_commits_once() -> None:
+    import sys
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[keys.SESSION]["user"] = "alice"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")],
+                           sys.exc_info())
+        return [b"error page"]
+
+    client, store = make(app=app)
+    response = client.get("/", status=500)
+    assert store.ops() == ["save"]
+    assert len(set_cookies(response)) == 1
