@@ -170,3 +170,19 @@ def test_data_survives_a_restart(showcase_data):
     second.cookiejar = first.cookiejar  # same browser, restarted server
     assert "Riverside flat" in second.get("/houses").text
     assert second.get("/account").status_int == 200  # same secret: still logged in
+
+
+def test_upload_over_the_limit_is_refused(showcase, showcase_data):
+    login(showcase)
+    form = showcase.get("/upload").forms["upload-form"]
+    form["file"] = ("big.bin", b"\0" * (9 * 1024 * 1024))
+    form.submit(status=413)
+    assert not list((showcase_data / "uploads").iterdir())
+
+
+def test_odd_ids_are_not_found_not_errors(showcase):
+    showcase.get("/houses/99999999999999999999999", status=404)
+    showcase.get("/houses/abc", status=404)
+    login(showcase)
+    showcase.get("/download/" + "a" * 32, status=404)
+    showcase.get("/download/../../secret.key", status=404)
