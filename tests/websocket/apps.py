@@ -131,6 +131,11 @@ class PageHandler(web.RequestHandler):
         self.write("plain page")
 
 
+class PidHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.write(str(os.getpid()))
+
+
 def make_app(**settings: Any) -> web.Application:
     defaults: dict[str, Any] = {
         "websocket_max_message_size": 64 * 1024,
@@ -151,6 +156,7 @@ def make_app(**settings: Any) -> web.Application:
         (r"/any-origin", AnyOriginHandler),
         (r"/broken", BrokenHandler),
         (r"/page", PageHandler),
+        (r"/pid", PidHandler),
     ], **{**defaults, **settings})
 
 
