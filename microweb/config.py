@@ -48,8 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from microweb import log
 from microweb import options as _options
-from microweb.log import app_log
+from microweb.application import Application
+from microweb.debug import DebuggerRefused, debugged
+from microweb.server.config import Config as ServerConfig
+from middleware import MiddlewareOrderError, compose
 
 __all__ = ["ConfigError", "LoadedConfig", "MIDDLEWARE", "SESSION_STORES", "load"]
 
@@ -196,10 +200,31 @@ class _Loader:
             return
         close = difflib.get_close_matches(key, KNOWN_SETTINGS, n=1, cutoff=0.85)
         if close:
-            app_log.warning("%s: %s: not a setting microweb reads; did you mean %r?",
+            log.app_log.warning("%s: %s: not a setting microweb reads; did you mean %r?",
                             self.path, where, close[0])
 
     def application(self, settings: dict[str, Any]) -> Any:
+        """Import what ``[app]`` names, apply ``[options]``, then build the application."""
+        kind, spec, target = self.app_target()
+        self.options()  # after the import: the app's module define()s its options
+        if kind == "handlers":
+            return self.handlers_app(spec, target, settings)
+        app_settings = {k: v for k, v in settings.items() if k != "debugger"}
+        if kind == "factory":
+            return self.call(f"[app] factory {spec}", target, app_settings)
+        unused = sorted(set(app_settings) - {"cookie_secret"})
+        if unused:
+            raise self.fail(f"[app.settings] {unused[0]}", "settings need handlers = ... or "
+                            "factory = ...: module = ... names an app that is already built "
+                            "(only cookie_secret, for the middleware, and debugger apply)")
+        if isinstance(target, list | tuple):
+            return Application(list(target))
+        if not callable(target):
+            raise self.fail("[app] module", f"{spec!r} is not a WSGI application")
+        return target
+
+    def app_target(self) -> tuple[str, str, Any]:
+        """(kind, "module:attr", the imported object) of the one handlers/factory/module key."""
         app_table = self.table("app")
         for entry in app_table.get("pythonpath", []):
             path = str(self.base / entry)
@@ -210,35 +235,17 @@ class _Loader:
             raise self.fail("[app]", "give exactly one of handlers = \"mod:list\", "
                             "factory = \"mod:callable\" or module = \"mod:wsgi_app\"")
         kind = given[0]
-        target = self.ref(f"[app] {kind}", app_table[kind])
-        self.options()  # after the import: the app's module define()s its options
-        app_settings = {k: v for k, v in settings.items() if k != "debugger"}
-        if kind == "handlers":
-            import microweb
+        return kind, app_table[kind], self.ref(f"[app] {kind}", app_table[kind])
 
-            if not isinstance(target, list | tuple):
-                raise self.fail("[app] handlers", f"{app_table[kind]!r} is not a list of routes")
-
-            if "log_function" not in settings and any(
-                    name == "access_log" for name, _ in self.middleware_entries()):
-                # AccessLogMiddleware writes the access line: the Application's would repeat it
-                settings["log_function"] = _no_access_line
-            # the Application sees ``debugger`` so it can let exceptions reach the debugger
-            return microweb.Application(target, **settings)
-        if kind == "factory":
-            return self.call(f"[app] factory {app_table[kind]}", target, app_settings)
-        unused = sorted(set(app_settings) - {"cookie_secret"})
-        if unused:
-            raise self.fail(f"[app.settings] {unused[0]}", "settings need handlers = ... or "
-                            "factory = ...: module = ... names an app that is already built "
-                            "(only cookie_secret, for the middleware, and debugger apply)")
-        if isinstance(target, list | tuple):
-            import microweb
-
-            return microweb.Application(list(target))
-        if not callable(target):
-            raise self.fail("[app] module", f"{app_table[kind]!r} is not a WSGI application")
-        return target
+    def handlers_app(self, spec: str, handlers: Any, settings: dict[str, Any]) -> Application:
+        if not isinstance(handlers, list | tuple):
+            raise self.fail("[app] handlers", f"{spec!r} is not a list of routes")
+        if "log_function" not in settings and any(
+                name == "access_log" for name, _ in self.middleware_entries()):
+            # AccessLogMiddleware writes the access line: the Application's would repeat it
+            settings["log_function"] = _no_access_line
+        # the Application sees ``debugger`` so it can let exceptions reach the debugger
+        return Application(list(handlers), **settings)
 
     def call(self, where: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         """``factory(**kwargs)``, naming unknown keys before the call instead of a traceback."""
@@ -369,8 +376,6 @@ class _Loader:
         stack = None
         app = application
         if layers:
-            from middleware import MiddlewareOrderError, compose
-
             try:
                 stack = compose(application, *layers)
             except MiddlewareOrderError as exc:
@@ -382,8 +387,6 @@ class _Loader:
         if settings.get("autoreload", bool(settings.get("debug"))):
             server.setdefault("reload", True)  # Tornado: debug implies autoreload
         if settings.get("debugger"):
-            from microweb.debug import DebuggerRefused, debugged
-
             if server.get("workers", 1) > 1:
                 raise self.fail("[app.settings] debugger", "needs one worker process (the "
                                 "frames it inspects live in the process that raised): set "
@@ -403,11 +406,7 @@ class _Loader:
             if key in table:
                 table[key] = self.local_path(table[key])
         try:
-            from microweb.server.config import Config
-        except ImportError:  # pragma: no cover - the bundled server is part of microweb
-            return table
-        try:
-            checked = Config(**table)
+            checked = ServerConfig(**table)
         except (TypeError, ValueError) as exc:
             raise self.fail("[server]", str(exc)) from exc
         return {k: getattr(checked, k) for k in table}
@@ -416,8 +415,6 @@ class _Loader:
         table = {k: self.resolve(f"[logging] {k}", v) for k, v in self.table("logging").items()}
         if not table:
             return
-        from microweb import log
-
         if "file" in table:
             table["file"] = self.local_path(table["file"])
         self.check_keywords("[logging]", log.configure, table)
