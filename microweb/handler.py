@@ -56,6 +56,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
 _REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
+_sha1 = hashlib.sha1  # ETags are not a security feature
 
 # PERF: header names are normalized once and remembered (bounded, like Tornado's cache).
 _NORMALIZED: dict[str, str] = {}
@@ -358,7 +359,11 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             raise RuntimeError("finish() called twice")
         if chunk is not None:
             self.write(chunk)
-        if not self._headers_written:
+        if self._headers_written:
+            self.flush()
+        else:
+            if len(self._write_buffer) > 1:  # PERF: hash, measure and send one chunk
+                self._write_buffer = [b"".join(self._write_buffer)]
             self._finalize_headers()
             self._emit_headers()
             if self.request.method != "HEAD":
@@ -367,20 +372,20 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
                 else:
                     self._body = self._write_buffer
             self._write_buffer = []
-        else:
-            self.flush()
         self._finished = True
         self._after_finish()
 
     def _finalize_headers(self) -> None:
         """ETag/304, then Content-Length or the removal of body headers (204, 304, 1xx)."""
         headers = self._headers
-        if (self._status_code == 200 and self.request.method in _ETAG_METHODS
-                and "Etag" not in headers):
-            self.set_etag_header()
-            if "HTTP_IF_NONE_MATCH" in self.request.environ and self.check_etag_header():
-                self._write_buffer = []
-                self.set_status(304)
+        if (self._status_code == 200 and "Etag" not in headers
+                and self.request.method in _ETAG_METHODS):
+            etag = self.compute_etag()
+            if etag is not None:
+                headers["Etag"] = _convert_header_value(etag)
+                if "HTTP_IF_NONE_MATCH" in self.request.environ and self.check_etag_header():
+                    self._write_buffer = []
+                    self.set_status(304)
         code = self._status_code
         if code in (204, 304) or code < 200:
             if any(self._write_buffer):
@@ -388,14 +393,18 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             for name in _REPRESENTATION_HEADERS:
                 headers.pop(name, None)
         elif "Content-Length" not in headers:
-            headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            buffer = self._write_buffer
+            headers["Content-Length"] = str(len(buffer[0]) if len(buffer) == 1
+                                            else sum(map(len, buffer)))
 
     def _emit_headers(self) -> None:
         headers = list(self._headers.items())
         if self._multi:
             headers.extend(self._multi)
         if _HAS_COOKIE_HEADERS:
-            headers.extend(("Set-Cookie", value) for value in self._cookie_headers())
+            cookies = self._cookie_headers()
+            if cookies:
+                headers.extend([("Set-Cookie", value) for value in cookies])
         status = f"{self._status_code} {self._reason}"
         self._wsgi_write = self._start_response(status, headers)  # type: ignore[misc]
         self._headers_written = True
@@ -427,8 +436,11 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
     # -- ETag -----------------------------------------------------------------------------
     def compute_etag(self) -> str | None:
         """The ETag of the buffered body (SHA-1); return None to send no ETag."""
-        hasher = hashlib.sha1(usedforsecurity=False)
-        for part in self._write_buffer:
+        buffer = self._write_buffer
+        if len(buffer) == 1:  # PERF: finish() joined the body into one chunk
+            return '"' + _sha1(buffer[0]).hexdigest() + '"'
+        hasher = _sha1()
+        for part in buffer:
             hasher.update(part)
         return '"' + hasher.hexdigest() + '"'
 
@@ -542,7 +554,8 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
                 _async.run(result)
             if self._finished:
                 return self._body
-            name = _implemented_methods(type(self)).get(method)
+            cls = type(self)
+            name = (_IMPLEMENTED.get(cls) or _implemented_methods(cls)).get(method)
             if name is None:
                 raise HTTPError(405)
             result = getattr(self, name)(*args, **kwargs)

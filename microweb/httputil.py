@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
-from http.cookies import SimpleCookie
+from http.cookies import Morsel, SimpleCookie
 from io import BytesIO
 from typing import IO, Any
 from urllib.parse import quote, unquote_to_bytes
@@ -19,15 +19,25 @@ from urllib.parse import quote, unquote_to_bytes
 from werkzeug.datastructures import EnvironHeaders, FileStorage, Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import MultiPartParser
-from werkzeug.http import parse_cookie, parse_options_header
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.http import parse_cookie
 from werkzeug.wsgi import get_input_stream
 
 from ._errors import HTTPError
 
-__all__ = ["HTTPFile", "HTTPHeaders", "HTTPServerRequest", "RequestLimits", "parse_qs_bytes"]
+__all__ = ["HTTPFile", "HTTPHeaders", "HTTPServerRequest", "RequestCookies", "RequestLimits",
+           "parse_qs_bytes"]
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE_PATH = "/:@!$&'()*+,;=~-._"
+# http.cookies' legal key characters, minus its reserved attribute names (checked below).
+_LEGAL_KEY = re.compile(r"[\w!#$%&'*+\-.^`|~:]+", re.ASCII).fullmatch
+_RESERVED_NAMES = frozenset(Morsel._reserved)  # type: ignore[attr-defined]
+
+
+def _LEGAL_COOKIE_NAME(name: str) -> bool:  # noqa: N802 - used like a compiled matcher
+    return _LEGAL_KEY(name) is not None and name.lower() not in _RESERVED_NAMES
+
 
 
 class RequestLimits:
@@ -161,6 +171,38 @@ def _decode_name(raw: bytes, what: str) -> str:
                         reason="Bad Request: invalid UTF-8") from None
 
 
+class RequestCookies(Mapping[str, Morsel]):  # type: ignore[type-arg]
+    """Read-only ``{name: Morsel}`` of the request cookies, a Morsel built on first access.
+
+    PERF: building a Morsel costs more than parsing the whole header; most handlers read one
+    cookie, so only the cookies actually read get one. Names a Morsel cannot hold are skipped.
+    """
+
+    __slots__ = ("_values", "_jar")
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = {k: v for k, v in values.items() if _LEGAL_COOKIE_NAME(k)}
+        self._jar: SimpleCookie = SimpleCookie()
+
+    def __getitem__(self, name: str) -> Morsel:  # type: ignore[type-arg]
+        jar = self._jar
+        if name not in jar:
+            jar[name] = self._values[name]
+        return jar[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"RequestCookies({sorted(self._values)!r})"
+
+
 class HTTPServerRequest:
     """A single HTTP request as Tornado presents it, read lazily from the WSGI ``environ``."""
 
@@ -240,18 +282,14 @@ class HTTPServerRequest:
         header = self.environ.get("HTTP_COOKIE")
         if not header:
             return {}
-        return {k: v for k, v in parse_cookie(header).items(multi=True)}
+        if not header.isascii():  # bytes that are not UTF-8 must not fail the request
+            header = header.encode("latin-1").decode("utf-8", "replace")
+        return parse_cookie(header, cls=dict)  # type: ignore[arg-type,return-value]
 
     @cached_property
-    def cookies(self) -> SimpleCookie:
+    def cookies(self) -> RequestCookies:
         """The request cookies as ``http.cookies.Morsel`` objects by name (as Tornado)."""
-        jar: SimpleCookie = SimpleCookie()
-        for name, value in self.cookie_values.items():
-            try:
-                jar[name] = value
-            except Exception:  # noqa: S112 - an unrepresentable cookie is skipped, as Tornado
-                continue
-        return jar
+        return RequestCookies(self.cookie_values)
 
     # -- body, arguments and files ------------------------------------------------------------
     @cached_property

@@ -165,6 +165,23 @@ def test_request_path_is_percent_encoded_as_sent() -> None:
 def test_malformed_cookie_header_does_not_break_the_request() -> None:
     info = client().get("/info", headers={"Cookie": 'good=1; bad"name=2; =x; ;;; ok=3'}).json
     assert info["cookies"]["good"] == "1" and info["cookies"]["ok"] == "3"
+    info = client().get("/info", extra_environ={"HTTP_COOKIE": "raw=\xff\xfe; ok=2"}).json
+    assert info["cookies"]["ok"] == "2" and info["cookie_values"]["raw"] == "\ufffd\ufffd"
+
+
+def test_cookies_mapping_skips_names_a_morsel_cannot_hold() -> None:
+    class H(web.RequestHandler):
+        def get(self) -> None:
+            cookies = self.request.cookies
+            self.write({"names": sorted(cookies), "len": len(cookies), "in": "a" in cookies,
+                        "expires_in": "expires" in cookies,
+                        "values": self.request.cookie_values})
+
+    body = lint_client(web.Application([("/", H)])).get(
+        "/", headers={"Cookie": "a=1; expires=x; sp ace=2; b=3"}).json
+    assert body["names"] == ["a", "b"] and body["len"] == 2
+    assert body["in"] is True and body["expires_in"] is False
+    assert body["values"]["expires"] == "x"
 
 
 class Files(web.RequestHandler):
