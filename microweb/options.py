@@ -32,6 +32,8 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from microweb import log
+
 __all__ = [
     "Error",
     "OptionError",
@@ -630,8 +632,6 @@ def _configure_logging(parser: OptionParser) -> None:
     level = parser.logging
     if level is None or str(level).lower() == "none":
         return
-    from microweb import log
-
     log.configure(level=str(level).upper(), json=parser.log_json, file=parser.log_file_prefix,
                   max_bytes=parser.log_file_max_size, backups=parser.log_file_num_backups)
 
