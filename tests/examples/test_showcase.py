@@ -186,3 +186,12 @@ def test_odd_ids_are_not_found_not_errors(showcase):
     login(showcase)
     showcase.get("/download/" + "a" * 32, status=404)
     showcase.get("/download/../../secret.key", status=404)
+
+
+def test_a_session_id_stolen_before_logout_is_dead_after_it(showcase):
+    login(showcase)
+    stolen = _session_cookie(showcase)
+    showcase.get("/account").forms[0].submit()  # log out
+    thief = TestApp(showcase.app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    thief.set_cookie("session", stolen)
+    assert thief.get("/account", status=302).headers["Location"].startswith("/login")
