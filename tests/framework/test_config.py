@@ -700,3 +700,15 @@ def test_standalone_help_and_bad_flag() -> None:
     bad = run("--port=eighty")
     assert bad.returncode == 2 and "option 'port': expected int, got 'eighty'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_every_toml_block_of_the_docs_parses() -> None:
+    import tomllib
+
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", docs, flags=re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        data = tomllib.loads(block)
+        if "app" in data:  # the full schema example: only tables load() knows
+            assert set(data) <= {"app", "middleware", "sessions", "server", "logging", "options"}
