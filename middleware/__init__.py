@@ -8,7 +8,7 @@ Build a stack with :func:`compose`, outermost first::
                   IPBlacklistMiddleware.configure(deny=["203.0.113.0/24"]),
                   GzipMiddleware,
                   SessionMiddleware.configure(store=SQLiteStore("sessions.sqlite3"), secret=key),
-                  XSRFMiddleware.configure(secret=key))
+                  XSRFMiddleware)
 
 ``RedisStore`` needs the ``redis`` extra and is imported on first use.
 """
