@@ -42,8 +42,11 @@ websocket_log = logging.getLogger("microweb.websocket")
 #: the request context fields a record may carry (LogRecord attributes set through ``extra``).
 CONTEXT_FIELDS = ("user", "request_id")
 DEFAULT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s %(context)s%(message)s"
-_MARK = "_microweb_configured"
-_ABSENT = (None, "", "-")  # attribute on the handlers configure() installed
+_MARK = "_microweb_configured"  # attribute on the handlers configure() installed
+_ABSENT = (None, "", "-")  # a context field with one of these values is not shown
+_COLORS = {logging.DEBUG: "\x1b[34m", logging.INFO: "\x1b[32m", logging.WARNING: "\x1b[33m",
+           logging.ERROR: "\x1b[31m", logging.CRITICAL: "\x1b[1;31m"}
+_RESET = "\x1b[0m"
 
 
 class ContextFormatter(logging.Formatter):
@@ -54,8 +57,10 @@ class ContextFormatter(logging.Formatter):
     a record has none) or ``%(context)s``.
     """
 
-    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 color: bool = False) -> None:
         super().__init__(fmt or DEFAULT_FORMAT, datefmt)
+        self.color = color
 
     def format(self, record: logging.LogRecord) -> str:
         # A copy: other handlers (a JSON one, pytest's caplog) must not see our helper fields.
@@ -66,6 +71,9 @@ class ContextFormatter(logging.Formatter):
         for field in CONTEXT_FIELDS:
             if getattr(record, field, None) in _ABSENT:
                 setattr(record, field, "-")
+        if self.color:  # padded before colouring, so columns stay aligned
+            code = _COLORS.get(record.levelno, "")
+            record.levelname = f"{code}{record.levelname:<7}{_RESET}"
         return super().format(record)
 
 
@@ -92,34 +100,47 @@ def _level(level: int | str) -> int:
     return value
 
 
+def _use_color(stream: TextIO, color: bool | None) -> bool:
+    if color is not None:
+        return color
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+
+
 def configure(level: int | str = "INFO", json: bool = False, file: str | os.PathLike[str] |
               None = None, max_bytes: int = 10 * 1024 * 1024, backups: int = 5,
               fmt: str | None = None, *, stream: TextIO | None = None,
-              stderr: bool | None = None, logger: str | None = None) -> list[logging.Handler]:
+              stderr: bool | None = None, color: bool | None = None,
+              logger: str | None = None) -> list[logging.Handler]:
     """Send log records to stderr and/or a size-rotated ``file``, as text or JSON lines.
 
     Configures the root logger (or ``logger``). Idempotent: calling it again replaces the
     handlers an earlier call installed instead of adding duplicates; handlers installed by
     anyone else are left alone. ``stderr`` defaults to True without a file, False with one.
-    Returns the installed handlers.
+    ``color`` (level names in colour) defaults to on for a terminal unless ``NO_COLOR`` is set;
+    files never get colour. Returns the installed handlers.
     """
     target = logging.getLogger(logger)
-    formatter = json_formatter() if json else ContextFormatter(fmt)
     new: list[logging.Handler] = []
     if stderr or (stderr is None and file is None) or stream is not None:
-        new.append(logging.StreamHandler(stream or sys.stderr))
+        out = stream or sys.stderr
+        console = logging.StreamHandler(out)
+        console.setFormatter(json_formatter() if json else ContextFormatter(
+            fmt, color=_use_color(out, color)))
+        new.append(console)
     if file is not None:
         path = os.fspath(file)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        new.append(logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True))
+        rotating = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
+        rotating.setFormatter(json_formatter() if json else ContextFormatter(fmt))
+        new.append(rotating)
     target.setLevel(_level(level))
     for handler in [h for h in target.handlers if getattr(h, _MARK, False)]:
         target.removeHandler(handler)
         handler.close()
     for handler in new:
         setattr(handler, _MARK, True)
-        handler.setFormatter(formatter)
         target.addHandler(handler)
     return new
 

@@ -57,6 +57,22 @@ def test_custom_format_with_context_fields(target: logging.Logger) -> None:
     assert out.getvalue().splitlines() == ["alice|-|a", "-|-|b"]
 
 
+def test_color_only_when_asked_or_on_a_terminal(target: logging.Logger, tmp_path: Path) -> None:
+    colored, plain = io.StringIO(), io.StringIO()
+    log.configure(stream=colored, color=True, logger=LOGGER)
+    target.error("red alert")
+    log.configure(stream=plain, logger=LOGGER)  # a StringIO is no terminal
+    target.error("red alert")
+    assert "\x1b[31mERROR  \x1b[0m" in colored.getvalue()
+    assert "\x1b[" not in plain.getvalue() and "ERROR   " in plain.getvalue()
+    path = tmp_path / "app.log"
+    handlers = log.configure(file=path, stderr=True, color=True, logger=LOGGER)
+    target.warning("to both")
+    for handler in handlers:
+        handler.flush()
+    assert "\x1b[" not in path.read_text()
+
+
 def test_level_filters_and_bad_level_is_clear(target: logging.Logger) -> None:
     out = io.StringIO()
     log.configure(level="warning", stream=out, logger=LOGGER)
