@@ -38,7 +38,7 @@ class ChatHandler(WebSocketHandler):
         name = " ".join(self.get_argument("name", "").split())[:MAX_NAME]
         self.name = name or f"guest-{os.urandom(2).hex()}"
         self.join(ROOM)
-        self.write_message({"type": "welcome", "name": self.name})
+        self.write_message({"type": "welcome", "name": self.name, "worker": os.getpid()})
         self._announce("join")
 
     def on_message(self, message: str | bytes) -> None:

@@ -22,3 +22,20 @@ def ws_server() -> Iterator[support.Spawned]:
     with support.spawn(serve_argv("tests.websocket.apps:application", port, "--threads", "4"),
                        port=port) as sp:
         yield sp
+
+
+def chat_argv(port: int, workers: int) -> list[str]:
+    """``microweb serve`` running the chat example."""
+    exe = support.which("microweb")
+    head = [exe] if exe else [support.PYTHON, "-m", "microweb.cli"]
+    return [*head, "serve", "examples.chat.app:application", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--threads", "4"]
+
+
+@pytest.fixture(scope="module")
+def chat_server(redis_port: int) -> Iterator[support.Spawned]:
+    """The chat example on two worker processes sharing a Redis hub."""
+    port = support.free_port()
+    env = {"MICROWEB_CHAT_REDIS": f"redis://127.0.0.1:{redis_port}/0"}
+    with support.spawn(chat_argv(port, 2), port=port, env=env) as sp:
+        yield sp
