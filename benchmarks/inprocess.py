@@ -277,7 +277,8 @@ def flask_app(sc: Scenario) -> Callable[..., Any]:
     import flask
 
     app = flask.Flask("bench")
-    app.secret_key = SECRET
+    if sc.cookie:  # a secret key makes Flask open the session on every request
+        app.secret_key = SECRET
     if sc.routes:
         for i in range(sc.routes):
             app.add_url_rule(f"/r{i}/<arg>", f"r{i}", lambda arg, i=i: f"{i}:{arg}")
