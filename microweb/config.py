@@ -79,6 +79,7 @@ SESSION_STORES: dict[str, str] = {
 }
 
 _APP_KEYS = ("handlers", "factory", "module")
+_APP_TABLE_KEYS = frozenset({*_APP_KEYS, "settings", "pythonpath", "default_host", "hosts"})
 _PATH_SETTINGS = ("template_path", "static_path")
 _REF_SETTINGS = ("static_handler_class", "default_handler_class", "log_function",
                  "template_loader", "ui_methods", "ui_modules")
@@ -230,6 +231,10 @@ class _Loader:
             path = str(self.base / entry)
             if path not in sys.path:
                 sys.path.insert(0, path)
+        unknown = sorted(set(app_table) - _APP_TABLE_KEYS)
+        if unknown:
+            raise self.fail(f"[app] {unknown[0]}", "unknown key (expected: "
+                            f"{', '.join(sorted(_APP_TABLE_KEYS))})")
         given = [k for k in _APP_KEYS if k in app_table]
         if len(given) != 1:
             raise self.fail("[app]", "give exactly one of handlers = \"mod:list\", "
@@ -244,8 +249,15 @@ class _Loader:
                 name == "access_log" for name, _ in self.middleware_entries()):
             # AccessLogMiddleware writes the access line: the Application's would repeat it
             settings["log_function"] = _no_access_line
+        app_table = self.table("app")
         # the Application sees ``debugger`` so it can let exceptions reach the debugger
-        return Application(list(handlers), **settings)
+        application = Application(list(handlers), app_table.get("default_host"), **settings)
+        for pattern, host_spec in self.table("app.hosts", app_table.get("hosts", {})).items():
+            host_handlers = self.ref(f"[app.hosts] {pattern}", host_spec)
+            if not isinstance(host_handlers, list | tuple):
+                raise self.fail(f"[app.hosts] {pattern}", f"{host_spec!r} is not a list of routes")
+            application.add_handlers(pattern, list(host_handlers))
+        return application
 
     def call(self, where: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         """``factory(**kwargs)``, naming unknown keys before the call instead of a traceback."""

@@ -107,6 +107,35 @@ def test_probable_typo_in_settings_is_logged(config: Callable[[str], str],
     assert loaded.settings["database_url"] == "sqlite:///app.db"
 
 
+class _HostHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.write(f"{self.request.host} via {type(self).__name__}")
+
+
+class _ApiHandler(_HostHandler):
+    pass
+
+
+MAIN_ROUTES = [(r"/", _HostHandler)]
+API_ROUTES = [(r"/", _ApiHandler)]
+
+
+def test_handlers_with_hosts_and_default_host(config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        handlers = "{HERE}:MAIN_ROUTES"
+        default_host = "www.example.com"
+        [app.hosts]
+        'api\\.example\\.com$' = "{HERE}:API_ROUTES"
+    """))
+    client = Client(loaded.app)
+    assert client.get("/", headers={"Host": "api.example.com"}).get_data() == \
+        b"api.example.com via _ApiHandler"
+    assert client.get("/", headers={"Host": "www.example.com"}).get_data() == \
+        b"www.example.com via _HostHandler"
+    assert loaded.application.default_host == "www.example.com"
+
+
 def test_module_names_a_ready_wsgi_app(config: Callable[[str], str]) -> None:
     loaded = load(config(f'[app]\nmodule = "{HERE}:echo_app"\n'))
     assert loaded.app is echo_app
@@ -129,6 +158,7 @@ def test_module_names_a_ready_wsgi_app(config: Callable[[str], str]) -> None:
     (f'[app]\nfactory = "{HERE}:make_app"\n[app.settings]\ncookie_secret = {{ env = "NOPE_X" }}',
      "[app.settings] cookie_secret: environment variable NOPE_X is not set"),
     ('[ap]\nmodule = "x:y"', "unknown table or key 'ap'"),
+    (f'[app]\nmodule = "{HERE}:echo_app"\npythonpth = ["."]', "[app] pythonpth: unknown key"),
     ('[server]\nport = 1', "an [app] table is required"),
     ("[app\n", "invalid TOML"),
 ])
