@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.validate import validator
@@ -306,3 +307,74 @@ def test_bad_settings() -> None:
     with pytest.raises(ValueError):
         XSRFMiddleware(echo_app, token_store="database")  # type: ignore[arg-type]
     assert keys.XSRF_TOKEN in XSRFMiddleware.provides
+
+
+# -- a real browser --------------------------------------------------------------------------------
+
+_FORM_PAGE = """<!doctype html><title>form</title>
+<form method="post" action="/transfer"><input type="hidden" name="_xsrf" value="{token}">
+<input name="amount" value="10"><button id="send">send</button></form>"""
+_EVIL_PAGE = """<!doctype html><title>evil</title>
+<form id="f" method="post" action="http://127.0.0.1:{port}/transfer">
+<input type="hidden" name="_xsrf" value="{token}"><input name="amount" value="9999"></form>
+<script>document.getElementById("f").submit()</script>"""
+
+
+def _browser_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    if environ["REQUEST_METHOD"] == "POST":
+        with Request(environ) as request:
+            body = f"transferred {request.form['amount']}"
+    else:
+        body = _FORM_PAGE.format(token=environ[keys.XSRF_TOKEN])
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [body.encode()]
+
+
+def _serve(app: Callable[..., Iterable[bytes]]) -> tuple[Any, int]:
+    """A threaded wsgiref server on 127.0.0.1 (browsers open spare connections in advance,
+    which would block a one-connection-at-a-time server)."""
+    import socketserver
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Threaded(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    server = make_server("127.0.0.1", 0, app, server_class=Threaded, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_port)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_chromium_same_site_form_passes_cross_site_post_is_refused(browser: Any) -> None:
+    site, port = _serve(XSRFMiddleware(_browser_app))
+    token_holder: dict[str, str] = {}
+
+    def evil(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [_EVIL_PAGE.format(port=port, token=token_holder["token"]).encode()]
+
+    attacker, attacker_port = _serve(evil)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        token_holder["token"] = browser.find_element("name", "_xsrf").get_attribute("value")
+        browser.find_element("id", "send").click()
+        assert "transferred 10" in browser.page_source
+        # "localhost" is another site than "127.0.0.1": the browser says so in Sec-Fetch-Site
+        browser.get(f"http://localhost:{attacker_port}/")
+        deadline = time.monotonic() + 10
+        while "XSRF check failed" not in browser.page_source:
+            assert time.monotonic() < deadline, browser.page_source
+            time.sleep(0.1)
+        assert "Sec-Fetch-Site" in browser.page_source
+        assert "transferred 9999" not in browser.page_source
+    finally:
+        site.shutdown()
+        attacker.shutdown()
+        site.server_close()
+        attacker.server_close()
