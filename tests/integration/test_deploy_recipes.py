@@ -9,6 +9,7 @@ import subprocess
 from typing import Any
 
 import pytest
+import requests
 from websockets.sync.client import connect
 
 from tests.integration.conftest import DEPLOY, NGINX, main_config, site_config
@@ -87,3 +88,19 @@ def _until(socket: Any, wanted: Any) -> dict[str, Any]:
         message = json.loads(socket.recv(timeout=10))
         if wanted(message):
             return message  # type: ignore[no-any-return]
+
+
+def test_plain_gunicorn_worker_serves_pages_and_explains_websockets(tmp_path):
+    """With gunicorn's sync worker (MICROWEB_WORKER_CLASS=sync) pages work; the socket says 426."""
+    port = free_port()
+    env = {"MICROWEB_SHOWCASE_DATA": str(tmp_path / "data"), "MICROWEB_WORKER_CLASS": "sync",
+           "MICROWEB_WORKERS": "1"}
+    with spawn([str(BIN / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"), "--bind",
+                f"127.0.0.1:{port}", "examples.showcase:application"], port=port, env=env):
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/houses", timeout=10).status_code == 200
+        res = requests.get(f"{base}/chat/socket", timeout=10, headers={
+            "Upgrade": "websocket", "Connection": "Upgrade", "Origin": base,
+            "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert res.status_code == 426
+    assert "microweb.server.gunicorn.Worker" in res.text or "microweb serve" in res.text
