@@ -87,13 +87,17 @@ class OptionError(Error, ValueError):
         super().__init__(f"{where}{what}{message}")
 
 
+class _BadValue(ValueError):
+    """A parse error whose message is already user-facing."""
+
+
 def _parse_bool(text: str) -> bool:
     low = text.strip().lower()
     if low in _TRUE:
         return True
     if low in _FALSE:
         return False
-    raise ValueError(f"expected a boolean (true/false, yes/no, on/off, 1/0), got {text!r}")
+    raise _BadValue(f"expected a boolean (true/false, yes/no, on/off, 1/0), got {text!r}")
 
 
 def _parse_datetime(text: str) -> datetime.datetime:
@@ -105,19 +109,19 @@ def _parse_datetime(text: str) -> datetime.datetime:
     try:
         return datetime.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"unrecognized date/time format {text!r}") from None
+        raise _BadValue(f"unrecognized date/time format {text!r}") from None
 
 
 def _parse_timedelta(text: str) -> datetime.timedelta:
     """``"1h 30m"``, ``"45s"``, ``"2.5d"``, ``"10"`` (seconds): Tornado's syntax, strictly."""
     total, pos = datetime.timedelta(), 0
     if not text.strip():
-        raise ValueError("empty duration")
+        raise _BadValue("empty duration")
     while pos < len(text):
         m = _TIMEDELTA_PART.match(text, pos)
         unit = _TIMEDELTA_UNITS.get(m.group(2).lower()) if m else None
         if m is None or unit is None:
-            raise ValueError(f"unrecognized duration {text!r} (use e.g. 90s, 5m, 1h30m, 2d)")
+            raise _BadValue(f"unrecognized duration {text!r} (use e.g. 90s, 5m, 1h30m, 2d)")
         total += datetime.timedelta(**{unit: float(m.group(1))})
         pos = m.end()
     return total
@@ -166,7 +170,7 @@ class _Option:
         try:
             value = self._parse_many(text) if self.multiple else self._parse_one(text)
         except (ValueError, TypeError, OverflowError) as exc:
-            message = str(exc) if self.type in _PARSERS else ""
+            message = str(exc) if isinstance(exc, _BadValue) else ""
             raise OptionError(message or f"expected {self.type_name}, got {text!r}",
                               option=self.name, source=source) from None
         return self._store(value, source)
@@ -188,8 +192,11 @@ class _Option:
         return self._store(value, source)
 
     def set(self, value: Any) -> None:
-        """Programmatic assignment (``options.port = 80``): typed values only."""
-        self.coerce(value, "assignment") if value is not None else self._store(None, "assignment")
+        """Programmatic assignment (``options.port = 80``); a string is parsed like a flag."""
+        if value is None:
+            self._store(None, "assignment")
+        else:
+            self.coerce(value, "assignment")
 
     def _store(self, value: Any, source: str) -> Any:
         self._value = value
@@ -206,13 +213,20 @@ class _Option:
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
-            if ":" in part and self.type is not bool and issubclass(self.type, numbers.Integral):
-                to_int: Callable[[str], int] = self.type  # type: ignore[assignment]
+            if ":" in part and self._is_int():
+                to_int: Callable[[str], int] = self.type
                 lo, _, hi = part.partition(":")  # Tornado's ranges: "1:3" -> 1, 2, 3
-                values.extend(range(to_int(lo), to_int(hi) + 1))
+                first, last = to_int(lo), to_int(hi)
+                if last < first:
+                    raise _BadValue(f"empty range {part!r} (write low:high)")
+                values.extend(range(first, last + 1))
             else:
                 values.append(self._parse_one(part))
         return values
+
+    def _is_int(self) -> bool:
+        return (isinstance(self.type, type) and self.type is not bool
+                and issubclass(self.type, numbers.Integral))
 
     def _check(self, value: Any) -> Any:
         """Accept ``value`` if it already has the option's type (ints widen to float)."""

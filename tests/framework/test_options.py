@@ -69,6 +69,18 @@ def test_type_is_inferred_and_assignment_is_checked(parser: OptionParser) -> Non
     assert parser.port == 8080
 
 
+def test_custom_type_callable(parser: OptionParser) -> None:
+    def port_range(text: str) -> tuple[int, int]:
+        low, _, high = text.partition("-")
+        return int(low), int(high)
+
+    parser.define("ports", type=port_range, help="LOW-HIGH")  # type: ignore[arg-type]
+    parser.parse_command_line(["prog", "--ports=8000-8010"])
+    assert parser.ports == (8000, 8010)
+    with pytest.raises(OptionError, match="option 'ports': expected port_range, got 'x'"):
+        parser.parse_command_line(["prog", "--ports=x"])
+
+
 def test_define_twice_is_an_error(parser: OptionParser) -> None:
     with pytest.raises(Error, match="'port' already defined"):
         parser.define("port", default=1)
@@ -162,6 +174,7 @@ def test_negative_number_after_option(parser: OptionParser) -> None:
     (["--ttl=5 parsecs"], "option 'ttl': unrecognized duration"),
     (["--start=yesterday"], "option 'start': unrecognized date/time"),
     (["--ids=1,x"], "option 'ids': expected int, got '1,x'"),
+    (["--ids=5:2"], "option 'ids': empty range '5:2' (write low:high)"),
 ])
 def test_command_line_errors_name_option_and_source(parser: OptionParser, argv: list[str],
                                                     message: str) -> None:
