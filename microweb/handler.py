@@ -75,6 +75,8 @@ def _normalize_header(name: str) -> str:
 
 def _convert_header_value(value: Any) -> str:
     """str / bytes / int / datetime to a header value; CR, LF and other controls are refused."""
+    if type(value) is str and value.isascii() and value.isprintable():
+        return value  # PERF: the common case, checked by two C calls
     if isinstance(value, str):
         text = value
     elif isinstance(value, bytes):
@@ -330,7 +332,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         elif isinstance(chunk, bytes):
             self._write_buffer.append(chunk)
         elif isinstance(chunk, dict):
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self._headers["Content-Type"] = "application/json; charset=UTF-8"
             text = json.dumps(chunk).replace("</", "<\\/")
             self._write_buffer.append(text.encode("utf-8"))
         else:

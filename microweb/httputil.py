@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from functools import cached_property
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookies import Morsel, SimpleCookie
 from io import BytesIO
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar, overload
 from urllib.parse import quote, unquote_to_bytes
 
 from werkzeug.datastructures import EnvironHeaders, FileStorage, Headers
@@ -28,6 +27,7 @@ from ._errors import HTTPError
 __all__ = ["HTTPFile", "HTTPHeaders", "HTTPServerRequest", "RequestCookies", "RequestLimits",
            "parse_qs_bytes"]
 
+T = TypeVar("T")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE_PATH = "/:@!$&'()*+,;=~-._"
 # http.cookies' legal key characters, minus its reserved attribute names (checked below).
@@ -38,6 +38,32 @@ _RESERVED_NAMES = frozenset(Morsel._reserved)  # type: ignore[attr-defined]
 def _LEGAL_COOKIE_NAME(name: str) -> bool:  # noqa: N802 - used like a compiled matcher
     return _LEGAL_KEY(name) is not None and name.lower() not in _RESERVED_NAMES
 
+
+
+class lazy_property(Generic[T]):  # noqa: N801 - used like functools.cached_property
+    """Compute an attribute on first access and store it on the instance.
+
+    PERF: ``functools.cached_property`` takes a lock on every first access in Python 3.11;
+    a request object belongs to one thread, so the lock only costs time.
+    """
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> lazy_property[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 class RequestLimits:
@@ -216,35 +242,35 @@ class HTTPServerRequest:
         self._files: dict[str, list[HTTPFile]] = {}
 
     # -- the request line and connection ------------------------------------------------------
-    @cached_property
+    @lazy_property
     def path(self) -> str:
         """The percent-encoded path (``SCRIPT_NAME + PATH_INFO``), as Tornado's ``path``."""
         env = self.environ
         raw = env.get("SCRIPT_NAME", "") + env.get("PATH_INFO", "")
         return quote(raw.encode("latin-1"), safe=_SAFE_PATH) or "/"
 
-    @cached_property
+    @lazy_property
     def query(self) -> str:
         return str(self.environ.get("QUERY_STRING", ""))
 
-    @cached_property
+    @lazy_property
     def uri(self) -> str:
         """Path and query as the client would have sent them."""
         return self.path + "?" + self.query if self.query else self.path
 
-    @cached_property
+    @lazy_property
     def version(self) -> str:
         return str(self.environ.get("SERVER_PROTOCOL", "HTTP/1.0"))
 
-    @cached_property
+    @lazy_property
     def protocol(self) -> str:
         return str(self.environ.get("wsgi.url_scheme", "http"))
 
-    @cached_property
+    @lazy_property
     def remote_ip(self) -> str:
         return str(self.environ.get("REMOTE_ADDR", ""))
 
-    @cached_property
+    @lazy_property
     def host(self) -> str:
         """The Host header, or the server's name and non-default port."""
         env = self.environ
@@ -255,7 +281,7 @@ class HTTPServerRequest:
         default = "443" if self.protocol == "https" else "80"
         return f"{name}:{port}" if port and port != default else str(name)
 
-    @cached_property
+    @lazy_property
     def host_name(self) -> str:
         """``host`` without the port, lower-cased (what host patterns match)."""
         host = self.host.lower()
@@ -272,11 +298,11 @@ class HTTPServerRequest:
         return time.time() - self._start_time
 
     # -- headers and cookies ------------------------------------------------------------------
-    @cached_property
+    @lazy_property
     def headers(self) -> HTTPHeaders:
         return HTTPHeaders(self.environ)
 
-    @cached_property
+    @lazy_property
     def cookie_values(self) -> dict[str, str]:
         """``{name: value}`` of the request cookies (the last of duplicate names wins)."""
         header = self.environ.get("HTTP_COOKIE")
@@ -286,22 +312,28 @@ class HTTPServerRequest:
             header = header.encode("latin-1").decode("utf-8", "replace")
         return parse_cookie(header, cls=dict)  # type: ignore[arg-type,return-value]
 
-    @cached_property
+    @lazy_property
     def cookies(self) -> RequestCookies:
         """The request cookies as ``http.cookies.Morsel`` objects by name (as Tornado)."""
         return RequestCookies(self.cookie_values)
 
     # -- body, arguments and files ------------------------------------------------------------
-    @cached_property
+    @lazy_property
     def body(self) -> bytes:
         """The raw request body, at most ``max_body_size`` bytes (else 413)."""
+        environ, limit = self.environ, self._limits.max_body_size
+        length = _content_length(environ)
+        if length is not None and "wsgi.input_terminated" not in environ:
+            # PERF: a Content-Length body is read directly, never past its length (PEP 3333).
+            if limit is not None and length > limit:
+                raise _too_large("body")
+            return environ["wsgi.input"].read(length) if length else b""
         try:
-            stream = get_input_stream(self.environ, max_content_length=self._limits.max_body_size)
-            return stream.read()
+            return get_input_stream(environ, max_content_length=limit).read()
         except RequestEntityTooLarge:
             raise _too_large("body") from None
 
-    @cached_property
+    @lazy_property
     def query_arguments(self) -> dict[str, list[bytes]]:
         qs = self.query
         return parse_qs_bytes(qs) if qs else {}
@@ -318,7 +350,7 @@ class HTTPServerRequest:
             self._parse_form()
         return self._files
 
-    @cached_property
+    @lazy_property
     def arguments(self) -> dict[str, list[bytes]]:
         """Query then body arguments: ``get_argument`` takes the last, so the body wins."""
         query, body = self.query_arguments, self.body_arguments
