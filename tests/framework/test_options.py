@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -353,3 +354,52 @@ def test_bad_command_line_exits_2_without_traceback(arg: str, message: str) -> N
 def test_global_module_functions_share_one_parser() -> None:
     assert options_module.options.logging == "info"
     assert "log_file_prefix" in options_module.options
+
+
+# -- the same program under tornado.options ------------------------------------------------------
+
+def _define_both(parser: Any) -> None:
+    parser.define("port", default=8000, type=int, help="run server on the given port.")
+    parser.define("itcast", default=[], type=str, multiple=True, help="subjects")
+    parser.define("ids", type=int, multiple=True)
+    parser.define("debug", default=False)
+    parser.define("ratio", default=0.5)
+    parser.define("ttl", type=datetime.timedelta)
+    parser.define("start", type=datetime.datetime)
+    parser.define("name", type=str, group="application")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--port=9000", "--itcast=python,c++,java,php,ios"],
+    ["--ids=1:3,7", "--debug", "--ratio=0.25", "rest", "--port=1"],
+    ["--ttl=1h 30m", "--start=2024-05-06 07:08", "--name=x", "--", "--debug"],
+    ["--debug=false", "--itcast=a", "--itcast=b"],
+])
+def test_command_line_matches_tornado(argv: list[str]) -> None:
+    from tornado.options import OptionParser as TornadoParser
+
+    ours, theirs = OptionParser(), TornadoParser()
+    _define_both(ours)
+    _define_both(theirs)
+    assert ours.parse_command_line(["prog", *argv]) == theirs.parse_command_line(
+        ["prog", *argv], final=False)
+    assert ours.as_dict() == theirs.as_dict()
+    assert ours.group_dict("application") == theirs.group_dict("application")
+
+
+def test_python_config_file_matches_tornado(tmp_path: Path) -> None:
+    from tornado.options import OptionParser as TornadoParser
+
+    path = write(tmp_path, "config", """
+        port = 8000
+        itcast = ["python", "c++", "java", "php", "ios"]
+        ids = "4:6"
+        ratio = 2.5
+        other_variable = {"not": "an option"}
+    """)
+    ours, theirs = OptionParser(), TornadoParser()
+    _define_both(ours)
+    _define_both(theirs)
+    ours.parse_config_file(path)
+    theirs.parse_config_file(path, final=False)
+    assert ours.as_dict() == theirs.as_dict()
