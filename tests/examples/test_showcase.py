@@ -195,3 +195,10 @@ def test_a_session_id_stolen_before_logout_is_dead_after_it(showcase):
     thief = TestApp(showcase.app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     thief.set_cookie("session", stolen)
     assert thief.get("/account", status=302).headers["Location"].startswith("/login")
+
+
+def test_security_headers_on_pages_and_errors(showcase):
+    for res in (showcase.get("/"), showcase.get("/houses/12345", status=404)):
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["X-Content-Type-Options"] == "nosniff"
+        assert res.headers["Referrer-Policy"] == "same-origin"
