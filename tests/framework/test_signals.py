@@ -67,6 +67,11 @@ class MissingHandler(web.RequestHandler):
         raise web.HTTPError(404)
 
 
+class BadInitHandler(web.RequestHandler):
+    def initialize(self) -> None:
+        raise KeyError("missing configuration")
+
+
 class PageHandler(web.RequestHandler):
     def get(self) -> None:
         self.render("page.html", title="Signals")
@@ -90,6 +95,7 @@ def app(tmp_path: Path) -> Any:
     application = web.Application([
         (r"/", HelloHandler), (r"/fail", FailHandler), (r"/missing", MissingHandler),
         (r"/page", PageHandler), (r"/login", LoginHandler), (r"/logout", LogoutHandler),
+        (r"/badinit", BadInitHandler),
     ], template_path=str(tmp_path), cookie_secret=SECRET)
     return compose(application, SessionMiddleware.configure(secret=SECRET, store=MemoryStore()))
 
@@ -119,6 +125,14 @@ def test_got_request_exception_for_uncaught_errors_only(app: Any, recorder: Reco
     _, sender, kwargs = recorder.events[0]
     assert isinstance(sender, FailHandler)
     assert isinstance(kwargs["exception"], ValueError) and "broken" in str(kwargs["exception"])
+
+
+def test_got_request_exception_when_the_handler_cannot_be_built(app: Any,
+                                                                recorder: Recorder) -> None:
+    recorder.watch(signals.got_request_exception)
+    assert Client(app).get("/badinit").status_code == 500
+    [(_, sender, kwargs)] = recorder.events
+    assert isinstance(sender, web.Application) and isinstance(kwargs["exception"], KeyError)
 
 
 def test_template_rendered(app: Any, recorder: Recorder) -> None:
@@ -158,7 +172,7 @@ def test_unobserved_signals_send_nothing(app: Any, monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(sig, "receivers", {})
         monkeypatch.setattr(sig, "send", lambda *a, _n=sig.name, **k: calls.append(_n) or [])
     client = Client(app)
-    for path in ("/", "/fail", "/page", "/login", "/logout"):
+    for path in ("/", "/fail", "/page", "/login", "/logout", "/badinit"):
         client.get(path)
     assert calls == []
     # the probe works: the same requests with one receiver are reported
