@@ -41,11 +41,15 @@ class InputStream:
             while piece := self._next_piece():
                 chunks.append(piece)
             return b"".join(chunks)
-        while len(self._buf) < size:
-            piece = self._next_piece()
-            if not piece:
-                break
-            self._buf += piece
+        if len(self._buf) < size:
+            chunks, have = [self._buf], len(self._buf)
+            while have < size:  # collect, then join once: no quadratic copying
+                piece = self._next_piece()
+                if not piece:
+                    break
+                chunks.append(piece)
+                have += len(piece)
+            self._buf = b"".join(chunks)
         data, self._buf = self._buf[:size], self._buf[size:]
         return data
 

@@ -1,6 +1,7 @@
 """The event loop of one worker process: accept, dispatch readiness, enforce deadlines.
 
-One ``select.epoll`` watches the listening sockets, a wake-up pipe and every connection.
+One ``select.epoll`` (``poller.py`` has a ``selectors`` stand-in for other systems) watches
+the listening sockets, a wake-up pipe and every connection.
 Connections are registered EPOLLONESHOT: when one becomes readable the loop hands it to the
 thread pool and the kernel will not report it again until its owner re-arms it, so exactly
 one thread touches a connection at a time and re-arming (``epoll.modify``, thread-safe in the
@@ -19,7 +20,6 @@ import heapq
 import itertools
 import logging
 import os
-import select
 import socket
 import ssl
 import threading
@@ -31,6 +31,7 @@ from typing import Any
 from .config import Config
 from .connection import HTTPConnection
 from .environ import base_environ
+from .poller import IN, ONESHOT, make_poller
 from .pool import ThreadPool
 from .task import FileWrapper
 from .upgrade import UpgradedConnection
@@ -39,7 +40,7 @@ __all__ = ["Server", "TimerHandle"]
 
 log = logging.getLogger("microweb.server")
 
-_ARMED = select.EPOLLIN | select.EPOLLONESHOT
+_ARMED = IN | ONESHOT
 _SWEEP_EVERY = 1.0
 _ACCEPT_BATCH = 64
 
@@ -72,7 +73,7 @@ class Server:
 
     def __init__(self, app: Callable[..., Any], sockets: Sequence[socket.socket],
                  config: Config | None = None, *, ssl_context: ssl.SSLContext | None = None,
-                 multiprocess: bool = False) -> None:
+                 multiprocess: bool = False, poller: Any = None) -> None:
         self.app = app
         self.config = config or Config()
         self.ssl_context = ssl_context
@@ -81,7 +82,7 @@ class Server:
         self.server_header = self.config.server_header
         self.access_log = self.config.access_log
         self.draining = False
-        self.epoll = select.epoll()
+        self.epoll = poller if poller is not None else make_poller()
         self.pool = ThreadPool(self.config.threads)
         self._listeners = {s.fileno(): self._listener(s, multiprocess) for s in sockets}
         self._conns: dict[int, HTTPConnection | UpgradedConnection] = {}
@@ -176,7 +177,7 @@ class Server:
     def run(self) -> None:
         """Serve until ``stop()``; returns once every connection is closed or timed out."""
         self.pool.start()
-        self.epoll.register(self._wake_r, select.EPOLLIN)
+        self.epoll.register(self._wake_r, IN)
         self._resume_accepting()
         next_sweep = time.monotonic() + _SWEEP_EVERY
         try:
@@ -296,7 +297,7 @@ class Server:
             if len(self._conns) < self.config.max_connections:
                 self._accepting = True
                 for fd in self._listeners:
-                    self.epoll.register(fd, select.EPOLLIN)
+                    self.epoll.register(fd, IN)
 
     # -- deadlines and shutdown ----------------------------------------------------------
 

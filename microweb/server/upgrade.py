@@ -11,12 +11,13 @@ the protocol (backpressure), and ``get_write_buffer_size`` lets the protocol bou
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import ssl
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .poller import ERR, HUP, IN, ONESHOT, OUT
 
 if TYPE_CHECKING:
     from .loop import Server, TimerHandle
@@ -27,9 +28,8 @@ log = logging.getLogger("microweb.server")
 
 _READ_HIGH_WATER = 1 << 20  # received bytes not yet handed to the protocol: stop reading
 _RECV_SIZE = 65536
-_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
-_ONESHOT = select.EPOLLONESHOT
-_GONE = select.EPOLLHUP | select.EPOLLERR
+_IN, _OUT, _ONESHOT = IN, OUT, ONESHOT
+_GONE = HUP | ERR
 
 
 class Transport:

@@ -23,7 +23,8 @@ class Running:
         self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
         options.setdefault("threads", 4)
-        self.server = Server(app, [self.sock], Config(**options))
+        poller = options.pop("poller", None)
+        self.server = Server(app, [self.sock], Config(**options), poller=poller)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
