@@ -124,7 +124,7 @@ class Application:
             spec, match = found
             if spec.is_mount:
                 return _call_mounted(spec, match, environ, start_response)
-            handler_class, kwargs = spec.handler_class, spec.kwargs  # type: ignore[assignment]
+            handler_class, kwargs = spec.handler_class, spec.kwargs
             if match is None:
                 args, path_kwargs = [], {}
             elif spec.named:

@@ -126,6 +126,8 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
 
     SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT",
                                           "OPTIONS")
+    application: Application
+    request: HTTPServerRequest
 
     # PERF: per-request state that rarely changes lives on the class until it is assigned.
     path_args: list[Any] = []  # replaced per request, never mutated

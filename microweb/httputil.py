@@ -116,7 +116,7 @@ class HTTPFile:
     def stream(self) -> IO[bytes]:
         """The file object holding the upload (rewound)."""
         self._storage.stream.seek(0)
-        return self._storage.stream  # type: ignore[return-value]
+        return self._storage.stream
 
     def save(self, dst: str | IO[bytes], buffer_size: int = 16384) -> None:
         """Copy the upload to a path or file object without reading it all into memory."""
@@ -310,7 +310,7 @@ class HTTPServerRequest:
             return {}
         if not header.isascii():  # bytes that are not UTF-8 must not fail the request
             header = header.encode("latin-1").decode("utf-8", "replace")
-        return parse_cookie(header, cls=dict)  # type: ignore[arg-type,return-value]
+        return parse_cookie(header, cls=dict)  # type: ignore[arg-type]
 
     @lazy_property
     def cookies(self) -> RequestCookies:
