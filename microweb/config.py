@@ -483,3 +483,38 @@ def load(path: str | os.PathLike[str], *, configure_logging: bool = True) -> Loa
     if configure_logging:
         loader.logging()
     return loader.build()
+
+
+_SECRET_WORDS = ("secret", "password", "token", "key")
+
+
+def _masked(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: "***" if any(w in k.lower() for w in _SECRET_WORDS) else v
+            for k, v in settings.items()}
+
+
+def check(argv: list[str] | None = None) -> int:
+    """``python -m microweb.config app.toml``: load the file, print what it builds, or the error.
+
+    Exit status 0 when the file works, 2 (with a one-line message) when it does not: a check
+    for deploy scripts that serves nothing.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m microweb.config FILE.toml", file=sys.stderr)
+        return 2
+    try:
+        loaded = load(args[0], configure_logging=False)
+    except _options.Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{loaded.path}: ok")
+    print("middleware (outermost first):\n" + loaded.describe())
+    print(f"settings: {_masked(loaded.settings)}")
+    print(f"server: {loaded.server}")
+    print(f"debugger: {'on' if loaded.debugger else 'off'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(check())

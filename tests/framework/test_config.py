@@ -742,3 +742,21 @@ def test_every_toml_block_of_the_docs_parses() -> None:
         data = tomllib.loads(block)
         if "app" in data:  # the full schema example: only tables load() knows
             assert set(data) <= {"app", "middleware", "sessions", "server", "logging", "options"}
+
+
+def test_check_command_prints_the_stack_or_the_error(tmp_path: Path, example: Path) -> None:
+    import subprocess
+
+    def run(path: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "microweb.config", path],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    good = run(str(example / "app.toml"))
+    assert good.returncode == 0, good.stderr
+    assert "1. ProxyMiddleware(trusted=['127.0.0.1'])" in good.stdout
+    assert "SessionMiddleware(store=SQLiteStore(" in good.stdout
+    assert "'cookie_secret': '***'" in good.stdout and "demo-only" not in good.stdout
+    assert "server: {'host': '127.0.0.1', 'port': 8000, 'threads': 8}" in good.stdout
+    bad = run(write(tmp_path, '[app]\nmodule = "nowhere_xyz:app"\n'))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "[app] module: cannot import 'nowhere_xyz'" in bad.stderr
