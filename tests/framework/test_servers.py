@@ -104,3 +104,24 @@ def test_hello_module_falls_back_to_wsgiref(port: int) -> None:
         status, _, body = fetch(port, "/")
         assert (status, body) == (200, b"Hello, world")
         assert "wsgiref" in server.output()
+
+
+def bundled(target: str, port: int) -> list[str]:
+    return [support.which("microweb") or "microweb", "serve", target, "--host", "127.0.0.1",
+            "--port", str(port)]
+
+
+def test_bundled_server_serves_the_hello_example(port: int) -> None:
+    with support.spawn(bundled("examples.hello:application", port), port=port) as server:
+        status, headers, body = fetch(port, "/hello/bo")
+        assert status == 200, server.output()
+        assert json.loads(body) == {"hello": "bo", "greeting": "Hello"}
+        assert fetch(port, "/stream?n=2")[2] == b"line 0\nline 1\n"
+
+
+@pytest.mark.parametrize("path", ["/stream/generator", "/stream/flush"])
+def test_bundled_server_streams_chunks_incrementally(port: int, path: str,
+                                                     tmp_path: Path) -> None:
+    with support.spawn(bundled("tests.framework.apps:application", port), port=port):
+        first, rest = read_incrementally(port, path, tmp_path / "go")
+        assert (first, rest) == (b"first\n", b"second\n")
