@@ -38,6 +38,25 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[b
     return [BODY]
 
 
+_CHUNK = b"0123456789abcdef" * 4096  # 64 KiB of compressible text
+
+
+def stream(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    """A 1 GiB streamed response (no Content-Length): memory must stay flat."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    for _ in range(16384):
+        yield _CHUNK
+
+
+def _gzipped_stream() -> Callable[..., Any]:
+    from middleware import GzipMiddleware
+
+    return GzipMiddleware(stream, level=1)
+
+
+gzip_stream = _gzipped_stream() if __name__ != "__main__" else None
+
+
 _TORNADO = """
 import sys, tornado.web, tornado.ioloop, tornado.httpserver
 class H(tornado.web.RequestHandler):
@@ -270,6 +289,47 @@ def _report(results: dict[tuple[str, str, int], dict[str, float]]) -> None:
                 print(f"microweb / {peer} ({mode}): " + ", ".join(f"{r:.2f}x" for r in ratios))
 
 
+def streaming() -> None:
+    """Peak RSS of one microweb worker while streaming 1 GiB, plain and through gzip."""
+    for app in ("stream", "gzip_stream"):
+        port = _free_port()
+        argv = [PY, "-m", "microweb.server", f"benchmarks.server:{app}", "--port", str(port),
+                "--log-level", "WARNING"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            _wait_port(port)
+            start = time.perf_counter()
+            curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
+                    f"http://127.0.0.1:{port}/"]
+            if app == "gzip_stream":
+                curl[1:1] = ["-H", "Accept-Encoding: gzip"]
+            size = subprocess.run(curl, capture_output=True, text=True, timeout=600).stdout
+            seconds = time.perf_counter() - start
+            peak = _status_kb(proc.pid, "VmHWM:")
+            print(f"  {app:12} 1 GiB body, {int(size) / 2**20:.0f} MiB on the wire in "
+                  f"{seconds:.1f} s, peak RSS {peak / 1024:.1f} MiB", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks server")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk cell")
@@ -277,13 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", action="store_true", help="also measure idle connections")
     parser.add_argument("--idle-only", action="store_true")
     parser.add_argument("--idle-servers", default="microweb,waitress,tornado")
+    parser.add_argument("--stream", action="store_true", help="1 GiB streaming peak RSS")
     args = parser.parse_args(argv or [])
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian package wrk)")
         return 1
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"{'pinned with taskset' if shutil.which('taskset') else 'not pinned'}")
-    if not args.idle_only:
+    if args.stream:
+        streaming()
+    if not args.idle_only and not args.stream:
         _report(throughput(args.servers.split(","), args.duration))
     if args.idle or args.idle_only:
         idle(args.idle_servers.split(","), (1000, 5000, 10000))
