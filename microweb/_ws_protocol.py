@@ -102,6 +102,7 @@ class WebSocketProtocol:
         self.transport: Any = None
         self._lock = threading.Lock()
         self._lost = False
+        self._backlog = 0  # bytes sent before connection_made
         self._message: list[bytes] | None = None  # fragments of the message being received
         self._text_decoder: codecs.IncrementalDecoder | None = None
         self._ping_timer: _Timer | None = None
@@ -162,7 +163,10 @@ class WebSocketProtocol:
             else:
                 self.ws.send_text(payload)
             self._flush()
-            self._check_write_buffer()
+            dropped = self._check_write_buffer(len(payload))
+        if dropped:  # the server never took the socket over and the backlog overflowed
+            self.handler._ws_closed(None, None)
+            raise WebSocketClosedError("the WebSocket was never connected")
 
     def ping(self, data: bytes = b"") -> None:
         """Send a ping frame (the answer arrives in ``on_pong``)."""
@@ -180,6 +184,12 @@ class WebSocketProtocol:
                 return
             self.ws.send_close(code, reason or "")
             self._flush()
+
+    def discard(self) -> None:
+        """The connection will never be made (handshake refused): drop what is queued."""
+        with self._lock:
+            self._lost = True
+            self.ws.data_to_send()
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection: close frame, then close the TCP connection (no handshake)."""
@@ -221,11 +231,24 @@ class WebSocketProtocol:
             # queued before the close frame) must not hold the connection forever.
             self._close_timer = transport.call_later(self.close_timeout, self._close_timed_out)
 
-    def _check_write_buffer(self) -> None:
+    def _check_write_buffer(self, sent: int) -> bool:
+        """Bound unsent bytes; True when a never-connected socket was dropped."""
         limit = self.max_write_buffer
-        if limit and self.transport is not None and self.transport.get_write_buffer_size() > limit:
+        if not limit:
+            return False
+        if self.transport is None:
+            # Before connection_made (messages sent during open() or by other threads): if
+            # the server never takes the socket over, this backlog must not grow forever.
+            self._backlog += sent
+            if self._backlog > limit:
+                log.warning("websocket never connected, %d bytes waiting: dropping it", limit)
+                self._lost = True
+                self.ws.data_to_send()
+                return True
+        elif self.transport.get_write_buffer_size() > limit:
             log.warning("websocket client too slow: more than %d bytes unsent, closing", limit)
             self._fail(CloseCode.POLICY_VIOLATION, "client too slow")
+        return False
 
     def _assemble(self, frames: list[Frame]) -> list[tuple[str, Any]]:
         """Turn frames into (kind, payload) deliveries; invalid UTF-8 fails with 1007."""

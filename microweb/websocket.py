@@ -203,15 +203,27 @@ class WebSocketHandler(RequestHandler):
                                  {**dict(response.headers.raw_items()), **extra})
             return
         self._ws = conn
-        _maybe_await(self.open(*args, **kwargs))
+        try:
+            _maybe_await(self.open(*args, **kwargs))
+        except BaseException:
+            self._abandon_socket()  # the core answers the error; no socket will exist
+            raise
         if self._finished:  # open() redirected or answered: no upgrade
-            self._ws = None
+            self._abandon_socket()
             return
         upgrade(conn)
         self._send_101(response.headers)
         if signals.websocket_opened.receivers:
             signals.websocket_opened.send(self)
         log.debug("WebSocket opened: %s", self.request.path)
+
+    def _abandon_socket(self) -> None:
+        """The handshake was refused after ``open()`` ran: undo what it set up."""
+        for sub in self._ws_subscriptions or ():
+            sub.cancel()
+        if self._ws is not None:
+            self._ws.discard()
+        self._ws = None
 
     def _check_upgrade_headers(self) -> bool:
         env = self.request.environ

@@ -37,8 +37,8 @@ class ChatHandler(WebSocketHandler):
     def open(self) -> None:
         name = " ".join(self.get_argument("name", "").split())[:MAX_NAME]
         self.name = name or f"guest-{os.urandom(2).hex()}"
-        self.join(ROOM)
         self.write_message({"type": "welcome", "name": self.name, "worker": os.getpid()})
+        self.join(ROOM)  # after the welcome: it is always the first message
         self._announce("join")
 
     def on_message(self, message: str | bytes) -> None:

@@ -8,6 +8,17 @@ from typing import Any
 
 import microweb as web
 from microweb.websocket import WebSocketClosedError, WebSocketHandler
+from middleware import (
+    AccessLogMiddleware,
+    GzipMiddleware,
+    IPBlacklistMiddleware,
+    MemoryStore,
+    ProxyMiddleware,
+    SessionMiddleware,
+    XSRFMiddleware,
+    compose,
+    keys,
+)
 
 EVENTS = "events"
 
@@ -136,6 +147,23 @@ class PidHandler(web.RequestHandler):
         self.write(str(os.getpid()))
 
 
+class SessionSetHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.session["user"] = self.get_argument("user")
+        self.write("stored")
+
+
+class SessionSocketHandler(WebSocketHandler):
+    """open() and on_message() read the session the middleware loaded for the handshake."""
+
+    def open(self) -> None:
+        self.write_message({"user": self.session.get("user"),
+                            "xsrf": bool(self.request.environ.get(keys.XSRF_TOKEN))})
+
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message({"user": self.session.get("user"), "echo": message})
+
+
 def make_app(**settings: Any) -> web.Application:
     defaults: dict[str, Any] = {
         "websocket_max_message_size": 64 * 1024,
@@ -157,7 +185,20 @@ def make_app(**settings: Any) -> web.Application:
         (r"/broken", BrokenHandler),
         (r"/page", PageHandler),
         (r"/pid", PidHandler),
+        (r"/session/set", SessionSetHandler),
+        (r"/session/socket", SessionSocketHandler),
     ], **{**defaults, **settings})
 
 
 application = make_app()
+
+#: The same app inside the full middleware stack of the design, outermost first.
+stacked_application = compose(
+    make_app(xsrf_cookies=True, cookie_secret="websocket-tests"),
+    ProxyMiddleware.configure(trusted=["127.0.0.1/32"]),
+    AccessLogMiddleware,
+    IPBlacklistMiddleware.configure(deny=["203.0.113.0/24"]),
+    GzipMiddleware.configure(min_size=1),
+    SessionMiddleware.configure(secret="websocket-tests", store=MemoryStore()),
+    XSRFMiddleware,
+)

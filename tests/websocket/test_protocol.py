@@ -251,3 +251,23 @@ def test_after_close_the_server_state_is_closed() -> None:
     p.proto.connection_lost(None)
     assert p.proto.ws.state is CLOSED
     assert not p.proto.is_open
+
+
+def test_never_connected_backlog_is_bounded() -> None:
+    p = Pair(max_write_buffer=100)
+    p.proto.send("x" * 60, binary=False)
+    with pytest.raises(WebSocketClosedError):
+        p.proto.send("y" * 60, binary=False)
+    assert p.handler.closed == [(None, None)]  # on_close ran: subscriptions are released
+    with pytest.raises(WebSocketClosedError):
+        p.proto.send("z", binary=False)
+    assert p.handler.closed == [(None, None)]
+
+
+def test_discard_drops_a_refused_socket() -> None:
+    p = Pair()
+    p.proto.send("queued during open()", binary=False)
+    p.proto.discard()
+    with pytest.raises(WebSocketClosedError):
+        p.proto.send("late", binary=False)
+    assert not p.proto.is_open

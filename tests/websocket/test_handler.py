@@ -1,0 +1,131 @@
+"""WebSocketHandler through the WSGI interface in-process: the handshake's answers, the
+upgrade call, cookies on the 101, signals, and the socket driven over an in-memory transport."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.protocol import OPEN
+from websockets.uri import parse_uri
+from werkzeug.test import Client
+
+import microweb as web
+from microweb import signals
+from microweb.pubsub import LocalHub
+from microweb.websocket import WebSocketHandler
+
+from .memory import MemoryTransport
+
+HUB = LocalHub()
+
+
+class RoomHandler(WebSocketHandler):
+    def open(self, room: str) -> None:
+        self.room = room
+        if self.get_argument("refuse", None):
+            self.join(room)
+            raise web.HTTPError(403)
+        self.set_cookie("seen", "yes")
+        self.join(room)
+        self.write_message({"joined": room})
+
+    def on_message(self, message: str | bytes) -> None:
+        self.broadcast(self.room, message)
+
+
+def _app() -> web.Application:
+    return web.Application([(r"/room/(\w+)", RoomHandler)], websocket_hub=HUB)
+
+
+def _handshake_headers() -> dict[str, str]:
+    return {"Upgrade": "websocket", "Connection": "keep-alive, Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13", "Host": "localhost"}
+
+
+def _upgrading_get(path: str, **headers: str) -> tuple[Any, list[Any]]:
+    protocols: list[Any] = []
+    response = Client(_app()).get(path, headers={**_handshake_headers(), **headers},
+                                  environ_base={"microweb.upgrade": protocols.append})
+    return response, protocols
+
+
+def test_101_carries_accept_key_and_cookies_but_no_body_headers() -> None:
+    response, protocols = _upgrading_get("/room/a")
+    assert response.status_code == 101 and len(protocols) == 1
+    assert response.headers["Upgrade"] == "websocket"
+    assert "Sec-WebSocket-Accept" in response.headers
+    assert "seen=yes" in response.headers["Set-Cookie"]
+    assert "Content-Type" not in response.headers
+    assert "Content-Length" not in response.headers
+    assert response.get_data() == b""
+
+
+def test_refusal_in_open_undoes_its_subscriptions() -> None:
+    before = HUB.subscriber_count("b")
+    response, protocols = _upgrading_get("/room/b?refuse=1")
+    assert response.status_code == 403 and protocols == []
+    assert HUB.subscriber_count("b") == before
+
+
+def test_without_the_upgrade_key_the_answer_is_426(caplog: pytest.LogCaptureFixture) -> None:
+    response = Client(_app()).get("/room/c", headers=_handshake_headers())
+    assert response.status_code == 426
+    assert "gunicorn -k microweb.server.gunicorn.Worker" in response.get_data(as_text=True)
+    assert "cannot upgrade" in caplog.text
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"Upgrade": "h2c"}, 400),
+    ({"Connection": "keep-alive"}, 400),
+    ({"Sec-WebSocket-Key": "short"}, 400),
+    ({"Origin": "http://elsewhere.example"}, 403),
+])
+def test_bad_handshakes(headers: dict[str, str], status: int) -> None:
+    response, protocols = _upgrading_get("/room/d", **headers)
+    assert response.status_code == status and protocols == []
+
+
+def test_post_is_not_a_handshake() -> None:
+    response = Client(_app()).post("/room/e", headers=_handshake_headers(),
+                                   environ_base={"microweb.upgrade": lambda p: None})
+    assert response.status_code == 405
+
+
+def test_socket_lifecycle_with_signals() -> None:
+    events: list[str] = []
+
+    def opened(sender: Any) -> None:
+        events.append(f"opened {sender.room}")
+
+    def closed(sender: Any) -> None:
+        events.append(f"closed {sender.close_code}")
+
+    with signals.websocket_opened.connected_to(opened), \
+            signals.websocket_closed.connected_to(closed):
+        response, (proto,) = _upgrading_get("/room/f")
+        _, (other,) = _upgrading_get("/room/f")
+        transport, other_transport = MemoryTransport(), MemoryTransport()
+        proto.connection_made(transport)
+        other.connection_made(other_transport)
+        # the handshake already happened over WSGI: the client starts at frames
+        client = ClientProtocol(parse_uri("ws://localhost/room/f"), state=OPEN)
+        client.receive_data(bytes(transport.out))
+        assert [f.data for f in client.events_received()] == [b'{"joined": "f"}']
+        client.send_text(b"to the room")
+        proto.data_received(b"".join(client.data_to_send()))
+        assert b"to the room" in other_transport.out  # the other socket got the broadcast
+        client.send_close(1000, "bye")
+        proto.data_received(b"".join(client.data_to_send()))
+        assert transport.closed
+        proto.connection_lost(None)
+        other.connection_lost(ConnectionResetError())
+    assert events == ["opened f", "opened f", "closed 1000", "closed None"]
+    assert HUB.subscriber_count("f") == 0
+    client.receive_data(bytes(transport.out))
+    assert [f.opcode for f in client.events_received()][-1] is Opcode.CLOSE
