@@ -57,6 +57,29 @@ def _gzipped_stream() -> Callable[..., Any]:
 gzip_stream = _gzipped_stream() if __name__ != "__main__" else None
 
 
+class _Idle:
+    """The smallest upgrade protocol: holds the connection and ignores what it receives."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+
+def upgraded(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Upgrade every request that asks for it (to measure idle upgraded connections)."""
+    if "microweb.upgrade" in environ and environ.get("HTTP_UPGRADE") == "idle":
+        environ["microweb.upgrade"](_Idle())
+        start_response("101 Switching Protocols", [("Upgrade", "idle"),
+                                                   ("Connection", "Upgrade")])
+        return []
+    return hello(environ, start_response)
+
+
 _TORNADO = """
 import sys, tornado.web, tornado.ioloop, tornado.httpserver
 class H(tornado.web.RequestHandler):
@@ -90,6 +113,8 @@ def _servers(port: int) -> dict[str, tuple[list[str], bool]]:
         "microweb-2w": ([PY, "-m", "microweb.server", APP, "--port", p, "--workers", "2",
                          "--threads", "4", "--keepalive-timeout", "300",
                          "--log-level", "WARNING"], False),
+        "microweb-upgraded": ([PY, "-m", "microweb.server", "benchmarks.server:upgraded",
+                               "--port", p, "--threads", "4", "--log-level", "WARNING"], True),
         "waitress": ([str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{p}", "--threads=4",
                       "--connection-limit=20000", "--channel-timeout=300",
                       "--asyncore-use-poll", APP], True),
@@ -227,7 +252,7 @@ def idle(names: list[str], counts: tuple[int, ...]) -> dict[tuple[str, int], tup
                 _fresh_latency_ms(port, 50)
                 time.sleep(0.5)
                 before = _rss_kb(proc.pid)
-                held = _open_idle(port, count)
+                held = _open_idle(port, count, upgrade=name.endswith("-upgraded"))
                 time.sleep(1.0)
                 after = _rss_kb(proc.pid)
                 alive = _still_open(held)
@@ -241,15 +266,20 @@ def idle(names: list[str], counts: tuple[int, ...]) -> dict[tuple[str, int], tup
     return results
 
 
-def _open_idle(port: int, count: int) -> list[socket.socket]:
+def _open_idle(port: int, count: int, upgrade: bool = False) -> list[socket.socket]:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    end = BODY
+    if upgrade:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: idle\r\n\r\n"
+        end = b"\r\n\r\n"
     held = []
     for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port), 10)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(request)
         held.append(s)
     for s in held:  # every connection got its answer and is now idle, kept alive
         data = b""
-        while not data.endswith(BODY):
+        while not data.endswith(end):
             chunk = s.recv(4096)
             if not chunk:
                 break
@@ -333,10 +363,12 @@ def _status_kb(pid: int, field: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks server")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk cell")
-    parser.add_argument("--servers", default=",".join(_servers(0)))
+    parser.add_argument("--servers", default=",".join(
+        n for n in _servers(0) if n != "microweb-upgraded"))
     parser.add_argument("--idle", action="store_true", help="also measure idle connections")
     parser.add_argument("--idle-only", action="store_true")
-    parser.add_argument("--idle-servers", default="microweb,waitress,tornado")
+    parser.add_argument("--idle-servers",
+                        default="microweb,microweb-upgraded,waitress,tornado")
     parser.add_argument("--stream", action="store_true", help="1 GiB streaming peak RSS")
     args = parser.parse_args(argv or [])
     if shutil.which("wrk") is None:

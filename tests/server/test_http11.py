@@ -179,3 +179,46 @@ def test_requests_and_curl_clients(serve):
     out = subprocess.run([curl, "-s", "--http1.0", f"http://127.0.0.1:{srv.port}/x%2Fy"],
                          capture_output=True, timeout=20)
     assert b"PATH_INFO='/x/y'" in out.stdout and b"SERVER_PROTOCOL='HTTP/1.0'" in out.stdout
+
+
+def test_head_of_a_streamed_response_has_no_body_and_keeps_alive(serve):
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            yield b"streamed"
+
+        def close(self):
+            closed.append(True)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    srv = serve(app)
+    with srv.connect() as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = read_until_close(s)
+    first, second = data.split(b"HTTP/1.1 200 OK")[1:]
+    assert b"streamed" not in first and b"chunked" not in first
+    assert b"streamed" in second and closed == [True, True]
+
+
+def test_server_header_configurable_and_app_date_kept(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [("Date", "Thu, 01 Jan 1970 00:00:00 GMT")])
+        return [b"x"]
+
+    srv = serve(app, server_header="")
+    data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"Server:" not in data and data.count(b"Date:") == 1 and b"1970" in data
+    srv2 = serve(app, server_header="edge")
+    data = srv2.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"Server: edge\r\n" in data
+
+
+def test_invalid_absolute_target_is_400(serve):
+    srv = serve(hello)
+    data = srv.raw(b"GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400")
