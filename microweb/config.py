@@ -436,13 +436,16 @@ class _Loader:
             raise self.fail("[logging]", str(exc)) from exc
 
     def options(self) -> None:
+        """``[options]`` then ``MICROWEB_<NAME>`` variables: file < environment, as documented.
+
+        An environment error raises :class:`microweb.options.OptionError` naming the variable.
+        """
         table = self.table("options")
-        if not table:
-            return
         try:
             _options.options.apply_mapping(table, f"config file {self.path}")
         except _options.OptionError as exc:
             raise self.fail("[options]", f"option {exc.option!r}: {exc.detail}") from None
+        _options.options.parse_environment(final=False)
 
 
 def _no_access_line(handler: Any) -> None:

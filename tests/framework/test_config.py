@@ -436,6 +436,20 @@ def test_logging_table_configures_logging(config: Callable[[str], str], tmp_path
         load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[logging]\ncolour = true\n'))
 
 
+def test_environment_overrides_the_options_table(config: Callable[[str], str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (f'[app]\nmodule = "{HERE}:echo_app"\n[options]\n'
+            'config_test_greeting = "bonjour"\n')
+    try:
+        monkeypatch.setenv("MICROWEB_CONFIG_TEST_GREETING", "hola")
+        load(config(body))
+        assert options.options.config_test_greeting == "hola"
+        assert options.options.source_of("config_test_greeting") == (
+            "environment variable MICROWEB_CONFIG_TEST_GREETING")
+    finally:
+        options.options.config_test_greeting = "hello"
+
+
 def test_options_table_sets_defined_options(config: Callable[[str], str]) -> None:
     try:
         load(config(f'[app]\nmodule = "{HERE}:echo_app"\n[options]\n'
