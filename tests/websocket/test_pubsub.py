@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from microweb.pubsub import LocalHub, RedisHub, decode_message, encode_message, from_url
 
@@ -151,3 +153,33 @@ def test_redis_hub_across_processes(redis_url: str) -> None:
         child.join(10)
         hub.close()
     assert child.exitcode == 0
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_hub_survives_a_redis_restart(caplog: pytest.LogCaptureFixture) -> None:
+    from tests import support
+
+    port = support.free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with support.redis_server(port):
+        hub, publisher = RedisHub(url, prefix="t3:"), RedisHub(url, prefix="t3:")
+        q, put = _collector()
+        hub.subscribe("room", put)
+        publisher.publish("room", "before")
+        assert _drain(q, 1) == ["before"]
+    try:
+        with support.redis_server(port):  # the same address comes back empty
+            deadline = time.monotonic() + 20
+            got: list[object] = []
+            while not got and time.monotonic() < deadline:
+                try:
+                    publisher.publish("room", "after")
+                    got = _drain(q, 1, timeout=0.5)
+                except (queue.Empty, OSError, redis.RedisError):
+                    continue
+            assert got == ["after"]
+    finally:
+        hub.close()
+        publisher.close()
+    assert "Redis pub/sub connection failed" in caplog.text
