@@ -574,3 +574,34 @@ def test_session_property_names_the_middleware() -> None:
 def test_require_setting_explains() -> None:
     with pytest.raises(RuntimeError, match="'cookie_secret' setting"):
         make_handler().require_setting("cookie_secret", "secure cookies")
+
+
+def test_cookies_set_before_an_error_still_go_out() -> None:
+    class H(web.RequestHandler):
+        def get(self) -> None:
+            self.set_cookie("seen", "1")
+            raise web.HTTPError(403)
+
+    response = client_for(("/", H)).get("/", status=403)
+    assert "seen=1" in response.headers["Set-Cookie"]
+
+
+def test_xsrf_check_runs_before_prepare_for_unsafe_methods(recorder: list[str]) -> None:
+    client = lint_client(web.Application([("/", Recorder)], xsrf_cookies=True,
+                                         cookie_secret="k" * 32), lint=False)
+    client.post("/", status=403)
+    assert "prepare" not in recorder and recorder[-1] == "on_finish"
+    recorder.clear()
+    assert client.get("/").text == "ok"
+    assert "prepare" in recorder
+
+
+def test_handler_has_no_post_so_post_with_xsrf_is_still_405_after_check() -> None:
+    class G(web.RequestHandler):
+        def get(self) -> None:
+            self.write(self.xsrf_token)
+
+    client = lint_client(web.Application([("/", G)], xsrf_cookies=True,
+                                         cookie_secret="k" * 32), lint=False)
+    token = client.get("/").text
+    client.post("/", {"_xsrf": token}, status=405)
