@@ -38,7 +38,6 @@ def server_config(cfg: Any) -> Config:
         "graceful_timeout": float(cfg.graceful_timeout),
         "keepalive_timeout": float(cfg.keepalive),
         "max_connections": max(1, int(cfg.worker_connections)),
-        "backlog": int(cfg.backlog),
     }
     if cfg.limit_request_line:  # 0 means unlimited in gunicorn; keep our default then
         options["max_request_line"] = int(cfg.limit_request_line)
