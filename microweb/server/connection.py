@@ -94,7 +94,7 @@ class HTTPConnection:
         while requests:
             req = requests[0]
             outcome = task.run(self, req)
-            requests.popleft()
+            del requests[0]
             self.served += 1
             if outcome is task.UPGRADED:
                 return False

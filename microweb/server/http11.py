@@ -66,7 +66,7 @@ class RequestParser:
     def __init__(self, max_request_line: int, max_header_size: int, max_header_count: int,
                  max_body_size: int) -> None:
         self._parser = httptools.HttpRequestParser(self)
-        self.requests: deque[Request] = deque()
+        self.requests: list[Request] = []  # PERF: an empty deque costs ~600 bytes per idle conn
         self._current: Request | None = None
         self._url = b""
         self._head_size = 0
