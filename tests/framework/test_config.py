@@ -482,7 +482,7 @@ def test_debugger_is_refused_off_loopback(host: str) -> None:
 def test_debugger_only_when_enabled() -> None:
     assert debug.maybe_debugged(echo_app, {"debug": True}, "0.0.0.0") is echo_app
     wrapped = debug.maybe_debugged(echo_app, {"debugger": True}, "127.0.0.1")
-    assert isinstance(wrapped, DebuggedApplication) and wrapped.app is echo_app
+    assert isinstance(wrapped, DebuggedApplication) and wrapped.app.app is echo_app
 
 
 def test_debugger_shows_an_interactive_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -597,13 +597,32 @@ def test_config_debug_turns_on_server_reload(config: Callable[[str], str]) -> No
     assert load(config(base + "debug = false\n")).server == {}
 
 
-@pytest.mark.xfail(strict=True, reason="the Application answers uncaught exceptions itself; with "
-                   "settings['debugger'] it should let them propagate to werkzeug's debugger")
 def test_debugger_sees_handler_exceptions(config: Callable[[str], str]) -> None:
     loaded = load(config(f'[app]\nhandlers = "{HERE}:DEBUG_HANDLERS"\n[app.settings]\n'
                          "debugger = true\n"))
-    page = Client(loaded.app).get("/broken").get_data(as_text=True)
+    client = Client(loaded.app)
+    broken = client.get("/broken")
+    page = broken.get_data(as_text=True)
+    assert broken.status_code == 500
     assert "Werkzeug Debugger" in page and "divided by nothing" in page
+    assert "_BrokenHandler" in page  # the handler's own frame, inspectable in the browser
+    assert client.get("/static-url").status_code == 500  # no static_path: a real error too
+    assert client.get("/nowhere").status_code == 404  # an HTTP error is not a crash
+    assert "Werkzeug Debugger" not in client.get("/nowhere").get_data(as_text=True)
+
+
+def _lazy_app(environ: Environ, start_response: Callable[..., Any]) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])  # only once iterated
+    yield b"lazy"
+
+
+def test_debugger_passes_normal_and_lazy_responses_through() -> None:
+    app = debug.debugged(web.Application([(r"/", _HostHandler)]), "127.0.0.1")
+    assert Client(app).get("/", headers={"Host": "localhost"}).get_data() == \
+        b"localhost via _HostHandler"
+    lazy = debug.debugged(_lazy_app, "127.0.0.1")
+    response = Client(lazy).get("/")
+    assert response.status_code == 200 and response.get_data() == b"lazy"
 
 
 # -- examples/config ---------------------------------------------------------------------------
