@@ -293,6 +293,25 @@ def test_sessions_use_the_cookie_secret_and_sit_before_xsrf(config: Callable[[st
     assert sessions.options["store"].max_entries == 50
 
 
+def test_signing_layers_get_the_cookie_secret(config: Callable[[str], str]) -> None:
+    loaded = load(config(f"""
+        [app]
+        module = "{HERE}:echo_app"
+        [app.settings]
+        cookie_secret = ["new-key-0123456789abcdef0123", "old-key-0123456789abcdef0123"]
+        [[middleware]]
+        name = "signed_cookies"
+        names = ["prefs"]
+        [[middleware]]
+        name = "gzip"
+    """))
+    signed, gzip_layer = loaded.stack.layers
+    assert signed.options == {"names": ["prefs"], "secret": [
+        "new-key-0123456789abcdef0123", "old-key-0123456789abcdef0123"]}
+    assert "secret" not in gzip_layer.options  # gzip signs nothing
+    assert "secret=***" in loaded.describe()
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ('store = "memory"', "[sessions]: needs a secret: set cookie_secret in [app.settings]"),
     ('store = "floppy"\nsecret = "x"', "[sessions] store: unknown store 'floppy'"),
