@@ -29,7 +29,16 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 log = logging.getLogger("microweb.websocket")
-_ws_logger = logging.getLogger("microweb.websocket.protocol")
+
+
+class _ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every open and close at INFO; one line per socket is DEBUG here."""
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+_ws_logger = _ProtocolLogger(logging.getLogger("microweb.websocket.protocol"), {})
 
 _UTF8 = codecs.getincrementaldecoder("utf-8")
 

@@ -271,3 +271,12 @@ def test_discard_drops_a_refused_socket() -> None:
     with pytest.raises(WebSocketClosedError):
         p.proto.send("late", binary=False)
     assert not p.proto.is_open
+
+
+def test_routine_close_is_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="microweb.websocket")
+    p = Pair().start()
+    p.client.send_close(1000)
+    p.client_send()
+    p.proto.connection_lost(None)
+    assert [r for r in caplog.records if r.levelname != "DEBUG"] == []
