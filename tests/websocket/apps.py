@@ -204,6 +204,10 @@ def _lazy(app: Any) -> Any:
     return middleware
 
 
+#: Sessions only (the handshake reads them in open()).
+session_application = compose(
+    make_app(), SessionMiddleware.configure(secret="websocket-tests", store=MemoryStore()))
+
 #: The app behind a middleware that calls start_response lazily.
 lazy_application = _lazy(application)
 

@@ -40,15 +40,23 @@ def _session_cookie(port: int, user: str) -> str:
     return "; ".join(c.split(";", 1)[0] for c in cookies)
 
 
-@LAZY_START_RESPONSE
-def test_session_is_visible_in_open_and_on_message(stacked: support.Spawned) -> None:
-    cookie = _session_cookie(stacked.port, "ann")
+def _check_session_socket(port: int, xsrf: bool) -> None:
+    cookie = _session_cookie(port, "ann")
     headers = {"Cookie": cookie, "Accept-Encoding": "gzip, br"}
-    with connect(f"ws://127.0.0.1:{stacked.port}/session/socket",
-                 additional_headers=headers) as ws:
-        assert json.loads(ws.recv(timeout=10)) == {"user": "ann", "xsrf": True}
+    with connect(f"ws://127.0.0.1:{port}/session/socket", additional_headers=headers) as ws:
+        assert json.loads(ws.recv(timeout=10)) == {"user": "ann", "xsrf": xsrf}
         ws.send("again")
         assert json.loads(ws.recv(timeout=10)) == {"user": "ann", "echo": "again"}
+
+
+def test_session_in_open_and_on_message(port: int) -> None:
+    with support.spawn(serve_argv("tests.websocket.apps:session_application", port), port=port):
+        _check_session_socket(port, xsrf=False)
+
+
+@LAZY_START_RESPONSE
+def test_session_behind_the_full_stack(stacked: support.Spawned) -> None:
+    _check_session_socket(stacked.port, xsrf=True)
 
 
 @LAZY_START_RESPONSE
