@@ -194,6 +194,10 @@ class WebSocketProtocol:
             self.ws.send_close(code, reason or "")
             self._flush()
 
+    def shutdown(self) -> None:
+        """The server is stopping: close with 1001 (going away) so clients can reconnect."""
+        self.close(CloseCode.GOING_AWAY, "server shutting down")
+
     def discard(self) -> None:
         """The connection will never be made (handshake refused): drop what is queued."""
         with self._lock:

@@ -280,3 +280,10 @@ def test_routine_close_is_not_logged_at_info(caplog: pytest.LogCaptureFixture) -
     p.client_send()
     p.proto.connection_lost(None)
     assert [r for r in caplog.records if r.levelname != "DEBUG"] == []
+
+
+def test_shutdown_says_going_away() -> None:
+    p = Pair().start()
+    p.proto.shutdown()
+    close = _close_of(p.client_events())
+    assert (close.code, close.reason) == (CloseCode.GOING_AWAY, "server shutting down")
