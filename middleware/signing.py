@@ -8,13 +8,15 @@ Payloads are JSON (never pickle).
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import hmac
 import time
 from collections.abc import Mapping, Sequence
+from hmac import compare_digest
 from typing import Any
 
 from itsdangerous import (
-    BadData,
     BadPayload,
     BadSignature,
     BadTimeSignature,
@@ -22,7 +24,6 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeSerializer,
 )
-from itsdangerous.encoding import base64_decode, base64_encode
 
 __all__ = ["CLOCK_SKEW", "BadSignature", "KeyRing", "SecretSpec", "SignatureExpired"]
 
@@ -75,7 +76,7 @@ class KeyRing:
     ``{version: key}`` where ``key_version`` picks the signing key (default: the highest).
     """
 
-    __slots__ = ("_keys", "_signers")
+    __slots__ = ("_keys", "_macs", "_signers", "_stamp")
 
     def __init__(self, secret: SecretSpec, key_version: int | None = None) -> None:
         if isinstance(secret, KeyRing):
@@ -86,6 +87,8 @@ class KeyRing:
             self._keys = _ordered_keys(secret, key_version)
         # Per-salt signer cache: configuration derived once, never per-request state.
         self._signers: dict[str, tuple[TimestampSigner, ...]] = {}
+        self._macs: dict[str, tuple[Any, ...]] = {}
+        self._stamp: tuple[int, bytes] = (0, b"")
 
     @classmethod
     def coerce(cls, secret: SecretSpec, key_version: int | None = None) -> KeyRing:
@@ -109,6 +112,29 @@ class KeyRing:
             self._signers[salt] = signers
         return signers
 
+    def _macs_for(self, salt: str) -> tuple[Any, ...]:
+        """One keyed HMAC per key for ``salt``, derived as itsdangerous derives it."""
+        macs = self._macs.get(salt)
+        if macs is None:
+            # PERF: itsdangerous hashes salt + key into the HMAC key on every call and builds
+            # a new HMAC; deriving once per salt and copying a keyed HMAC saves ~8 µs a call.
+            salted = salt.encode("utf-8") + b"signer"
+            macs = tuple(hmac.new(hashlib.sha256(salted + key).digest(), digestmod=hashlib.sha256)
+                         for key in self._keys)
+            self._macs[salt] = macs
+        return macs
+
+    def _sign_payload(self, payload: bytes, salt: str) -> str:
+        """``payload.timestamp.signature``, byte for byte what ``TimestampSigner.sign`` makes."""
+        now = int(time.time())
+        stamp = self._stamp
+        if stamp[0] != now:  # PERF: one base64 timestamp per second, not per call
+            stamp = self._stamp = (now, _b64encode(now.to_bytes(8, "big").lstrip(b"\x00")))
+        signed = payload + b"." + stamp[1]
+        mac = self._macs_for(salt)[0].copy()
+        mac.update(signed)
+        return (signed + b"." + _b64encode(mac.digest())).decode("ascii")
+
     def sign(self, value: str | bytes, *, salt: str) -> str:
         """Sign ``value`` (with a timestamp) using the signing key.
 
@@ -117,7 +143,7 @@ class KeyRing:
         """
         if isinstance(value, str):
             value = value.encode("utf-8")
-        return self._signers_for(salt)[0].sign(base64_encode(value)).decode("ascii")
+        return self._sign_payload(_b64encode(value), salt)
 
     def unsign(self, signed: str | bytes, *, salt: str, max_age: float | None = None
                ) -> tuple[bytes, bool]:
@@ -128,13 +154,35 @@ class KeyRing:
         """
         value, old_key = self._verify(signed, salt, max_age)
         try:
-            return base64_decode(value), old_key
-        except BadData as exc:  # only reachable with a valid signature: a leaked key
+            return _b64decode(value), old_key
+        except ValueError as exc:  # only reachable with a valid signature: a leaked key
             raise BadSignature("signed value is not base64") from exc
 
     def _verify(self, signed: str | bytes, salt: str, max_age: float | None
                 ) -> tuple[bytes, bool]:
-        """Try the signing key first, then the older ones; check the timestamp's age."""
+        """Check the signature (newest key first) and the timestamp's age."""
+        if isinstance(signed, str):
+            signed = signed.encode("utf-8")
+        # PERF: the canonical form our own sign() produces is checked with the pre-keyed HMACs
+        # (~4 µs instead of ~40); anything else (tampered, non-canonical base64, no timestamp)
+        # takes itsdangerous' path below, so what is accepted and what is raised stay its own.
+        payload, _, signature = signed.rpartition(b".")
+        value, dot, stamp = payload.rpartition(b".")
+        if dot and 0 < len(stamp) <= 11:
+            for index, keyed in enumerate(self._macs_for(salt)):
+                mac = keyed.copy()
+                mac.update(payload)
+                if compare_digest(_b64encode(mac.digest()), signature):
+                    signed_at = _stamp_seconds(stamp)
+                    if signed_at is None:
+                        break
+                    _check_age(value, signed_at, max_age)
+                    return value, index > 0
+        return self._verify_slow(signed, salt, max_age)
+
+    def _verify_slow(self, signed: bytes, salt: str, max_age: float | None
+                     ) -> tuple[bytes, bool]:
+        """itsdangerous' own verification, key by key (the error it raises is kept)."""
         error: BadSignature = BadSignature("signature does not match")
         for index, signer in enumerate(self._signers_for(salt)):
             try:
@@ -148,7 +196,7 @@ class KeyRing:
 
     def dumps(self, obj: Any, *, salt: str) -> str:
         """JSON-encode (never pickle), compress if shorter, timestamp and sign ``obj``."""
-        return self._signers_for(salt)[0].sign(_PAYLOAD.dump_payload(obj)).decode("ascii")
+        return self._sign_payload(_PAYLOAD.dump_payload(obj), salt)
 
     def loads(self, s: str | bytes, *, salt: str, max_age: float | None = None
               ) -> tuple[Any, bool]:
@@ -158,6 +206,34 @@ class KeyRing:
             return _PAYLOAD.load_payload(payload), old_key
         except BadPayload as exc:  # signed by us yet undecodable: treat as forged
             raise BadSignature(f"undecodable signed payload: {exc}") from exc
+
+
+# PERF: binascii with a translation table, as base64.urlsafe_* do minus two Python layers.
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64encode(data: bytes) -> bytes:
+    """URL-safe base64 without padding (itsdangerous' encoding)."""
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+
+
+def _b64decode(data: bytes) -> bytes:
+    """Reverse of :func:`_b64encode`, lenient like itsdangerous (raises ``binascii.Error``)."""
+    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
+
+
+#: The latest timestamp we accept as such (year 9999); later ones go the slow way.
+_MAX_STAMP = 253402300799
+
+
+def _stamp_seconds(stamp: bytes) -> int | None:
+    """The seconds inside a canonical base64 timestamp, or None to let itsdangerous decide."""
+    try:
+        seconds = int.from_bytes(_b64decode(stamp), "big")
+    except ValueError:  # binascii.Error
+        return None
+    return seconds if 0 < seconds <= _MAX_STAMP else None
 
 
 #: Every form a ``secret`` setting may take.

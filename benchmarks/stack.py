@@ -1,0 +1,247 @@
+"""In-process benchmark of the middleware stack: each layer alone, the whole stack, bare Flask.
+
+Every app is called in this one process with a prepared environ (no sockets), so the figures
+are each layer's own per-request work around a trivial WSGI app. The full stack is the
+recommended one, outermost first: Proxy (trusted hop, X-Forwarded-For/-Proto) -> AccessLog
+(INFO records to a logger with only a NullHandler and ``propagate`` off, as a user who switched
+the output off) -> IPBlacklist (a deny list) -> Gzip -> SignedCookies (one signed cookie in,
+one signed cookie out) -> Session (SQLite file, an existing session read) -> XSRF (GET, the
+token taken from the session and masked for the page). It is measured with a small body (below
+Gzip's ``min_size``) and with a 2 KB body (compressed), against bare Flask's hello.
+
+    python -m benchmarks.stack [--quick] [--only stack,flask]
+
+Prints CPU microseconds per request (best of several interleaved rounds) and stack / Flask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from middleware import (
+    AccessLogMiddleware,
+    GzipMiddleware,
+    IPBlacklistMiddleware,
+    KeyRing,
+    ProxyMiddleware,
+    SessionMiddleware,
+    SignedCookieMiddleware,
+    SQLiteStore,
+    XSRFMiddleware,
+    compose,
+    keys,
+)
+from middleware.signedcookies import SALT_PREFIX
+from middleware.xsrf import SESSION_KEY, mask_xsrf_token, new_xsrf_token
+
+SECRET = "benchmark-secret-" + "x" * 24
+HELLO = b"Hello, world!"
+BIG = b"".join(b"line %04d of a compressible page body\n" % i for i in range(54))[:2048]
+COOKIES = "theme=dark; lang=en; tz=UTC; cart=3; visitor=abc123"
+LOGGER = "benchmarks.stack.access"
+
+App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def base_environ(path: str = "/") -> dict[str, Any]:
+    """A GET as a server behind a trusted proxy hands it over."""
+    return {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.1", "HTTP_HOST": "example.com",
+        "HTTP_X_FORWARDED_FOR": "198.51.100.7", "HTTP_X_FORWARDED_PROTO": "https",
+        "HTTP_USER_AGENT": "Mozilla/5.0 (bench)", "HTTP_ACCEPT": "*/*",
+        "HTTP_ACCEPT_ENCODING": "gzip, deflate", "HTTP_REFERER": "https://example.com/",
+        "HTTP_COOKIE": COOKIES,
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Reads what the layers provide when they are there, sets one cookie, answers a body."""
+    session = environ.get(keys.SESSION)
+    if session is not None:
+        session.get("user")
+    environ.get(keys.XSRF_TOKEN)
+    body = BIG if environ["PATH_INFO"] == "/big" else HELLO
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                              ("Content-Length", str(len(body))),
+                              ("Set-Cookie", "prefs=compact; Path=/; HttpOnly")])
+    return [body]
+
+
+class Fixture:
+    """The shared pieces: key ring, a SQLite session with its signed cookie, a quiet logger."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.keyring = KeyRing(SECRET)
+        self.store = SQLiteStore(workdir / "sessions.sqlite3")
+        sid = "s" * 43
+        token = new_xsrf_token()
+        self.store.save(sid, b'{"user":"alice","%s":"%s"}' % (SESSION_KEY.encode(),
+                                                             token.hex().encode()), 86400)
+        self.session_cookie = self.keyring.sign(sid, salt="microweb.session:session")
+        self.prefs_cookie = self.keyring.sign("wide", salt=SALT_PREFIX + "prefs")
+        self.xsrf_cookie = mask_xsrf_token(token)
+        logger = logging.getLogger(LOGGER)
+        logger.handlers[:] = [logging.NullHandler()]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+
+    def cookies(self) -> str:
+        return (f"{COOKIES}; session={self.session_cookie}; prefs={self.prefs_cookie}; "
+                f"_xsrf={self.xsrf_cookie}")
+
+    def layers(self) -> dict[str, object]:
+        return {
+            "Proxy": ProxyMiddleware.configure(trusted=["10.0.0.0/8"]),
+            "AccessLog": AccessLogMiddleware.configure(logger=LOGGER),
+            "IPBlacklist": IPBlacklistMiddleware.configure(deny=["203.0.113.0/24"]),
+            "Gzip": GzipMiddleware,
+            "SignedCookies": SignedCookieMiddleware.configure(secret=self.keyring,
+                                                              names=["prefs"]),
+            "Session": SessionMiddleware.configure(secret=self.keyring, store=self.store),
+            "XSRF": XSRFMiddleware,
+        }
+
+
+def caller(app: App, environ: dict[str, Any]) -> Callable[[], bytes]:
+    """One request: copy the prepared environ, call the app, drain and close the body."""
+    status: list[str] = []
+
+    def start_response(st: str, headers: list[Any], exc_info: Any = None) -> Any:
+        status.append(st)
+        return None
+
+    def one() -> bytes:
+        env = environ.copy()
+        result = app(env, start_response)
+        try:
+            return b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    one.status = status  # type: ignore[attr-defined]
+    return one
+
+
+def flask_hello() -> App:
+    import flask
+
+    app = flask.Flask("bench")
+
+    @app.get("/")
+    def hello() -> bytes:
+        return HELLO
+
+    return app.wsgi_app  # type: ignore[return-value]
+
+
+def build_cases(fx: Fixture) -> dict[str, Callable[[], bytes]]:
+    env = base_environ()
+    env["HTTP_COOKIE"] = fx.cookies()
+    big = dict(env, PATH_INFO="/big")
+    layers = fx.layers()
+    cases = {"bare WSGI": caller(trivial_app, env),
+             "Flask hello": caller(flask_hello(), base_environ())}
+    for name, layer in layers.items():
+        cases[name] = caller(compose(trivial_app, layer), env)
+    cases["Gzip 2 KB"] = caller(compose(trivial_app, layers["Gzip"]), big)
+    stack = compose(trivial_app, *layers.values())
+    cases["stack"] = caller(stack, env)
+    cases["stack 2 KB"] = caller(stack, big)
+    return cases
+
+
+def _timer(one: Callable[[], bytes]) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        start = time.process_time()  # CPU time: other load on the machine disturbs it less
+        for _ in range(n):
+            one()
+        return time.process_time() - start
+    return run
+
+
+def _calibrate(run: Callable[[int], float], round_time: float) -> int:
+    n = 20
+    while (elapsed := run(n)) < round_time / 4:
+        n *= 4
+    return max(1, int(n * round_time / elapsed))
+
+
+def measure(cases: dict[str, Callable[[], bytes]], rounds: int,
+            round_time: float) -> dict[str, float]:
+    """Best µs/request of every case; rounds alternate between cases so noise is shared."""
+    timers = {}
+    for name, one in cases.items():
+        body = one()
+        if not body or not one.status[-1].startswith("200"):  # type: ignore[attr-defined]
+            raise AssertionError(f"{name} answered {one.status[-1:]} {body[:100]!r}")
+        run = _timer(one)
+        timers[name] = (run, _calibrate(run, round_time))
+    best = dict.fromkeys(timers, float("inf"))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, (run, n) in timers.items():
+                best[name] = min(best[name], run(n) / n * 1e6)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best
+
+
+def report(best: dict[str, float]) -> None:
+    bare = best.get("bare WSGI", 0.0)
+    print("\nµs per request (lower is better); 'layer' = the case minus bare WSGI")
+    print(f"{'case':<16}{'µs':>9}{'layer':>9}")
+    for name, us in best.items():
+        extra = "" if name in ("bare WSGI", "Flask hello") else f"{us - bare:9.2f}"
+        print(f"{name:<16}{us:9.2f}{extra}")
+    flask = best.get("Flask hello")
+    if flask:
+        for name in ("stack", "stack 2 KB"):
+            if name in best:
+                print(f"{name} / Flask hello = {best[name] / flask:.2f} "
+                      "(below 1.00: the whole stack costs less than bare Flask)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stack",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--only", default="", help="comma-separated case names")
+    args = parser.parse_args(argv)
+    rounds, round_time = (3, 0.05) if args.quick else (7, 0.2)
+    warnings.simplefilter("ignore")
+    print(f"Python {sys.version.split()[0]}, best of {rounds} rounds of ~{round_time}s each")
+    with tempfile.TemporaryDirectory() as workdir:
+        fx = Fixture(Path(workdir))
+        cases = build_cases(fx)
+        wanted = set(filter(None, args.only.split(",")))
+        if wanted:
+            cases = {k: v for k, v in cases.items() if k in wanted}
+        try:
+            report(measure(cases, rounds, round_time))
+        finally:
+            fx.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
