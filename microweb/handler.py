@@ -559,7 +559,10 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             if self._finished:
                 return self._body
             cls = type(self)
-            name = (_IMPLEMENTED.get(cls) or _implemented_methods(cls)).get(method)
+            implemented = _IMPLEMENTED.get(cls)
+            if implemented is None:
+                implemented = _implemented_methods(cls)
+            name = implemented.get(method)
             if name is None:
                 raise HTTPError(405)
             result = getattr(self, name)(*args, **kwargs)
@@ -567,8 +570,10 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
                 result_type = type(result)
                 if result_type is GeneratorType or result_type is AsyncGeneratorType:
                     return _StreamingBody(self, result)
-                if result_type is CoroutineType or hasattr(result, "__await__"):
-                    _async.run(result)
+                if result_type is not CoroutineType and not hasattr(result, "__await__"):
+                    raise TypeError(f"{cls.__name__}.{name}() returned a "
+                                    f"{result_type.__name__}: use self.write() or yield")
+                _async.run(result)
             if self._auto_finish and not self._finished:
                 self.finish()
         except Exception as exc:

@@ -605,3 +605,13 @@ def test_handler_has_no_post_so_post_with_xsrf_is_still_405_after_check() -> Non
                                          cookie_secret="k" * 32), lint=False)
     token = client.get("/").text
     client.post("/", {"_xsrf": token}, status=405)
+
+
+def test_returning_a_value_from_a_method_is_a_clear_error(logs: Any) -> None:
+    class FlaskStyle(web.RequestHandler):
+        def get(self) -> str:
+            return "hello"
+
+    app_log = logs("microweb.application")
+    client_for(("/", FlaskStyle)).get("/", status=500)
+    assert "returned a str: use self.write() or yield" in str(app_log.records[0].exc_info[1])
