@@ -52,6 +52,7 @@ from microweb import log
 from microweb import options as _options
 from microweb.application import Application
 from microweb.debug import DebuggerRefused, debugged
+from microweb.server import serve
 from microweb.server.config import Config as ServerConfig
 from middleware import MiddlewareOrderError, compose
 
@@ -126,6 +127,10 @@ class LoadedConfig:
     def describe(self) -> str:
         """The stack outermost first, for ``microweb serve --config`` to print at start-up."""
         return self.stack.describe() if self.stack is not None else repr(self.application)
+
+    def serve(self, **overrides: Any) -> None:
+        """Serve ``app`` with the bundled server, ``[server]`` updated by ``overrides``."""
+        serve(self.app, **{**self.server, **overrides})
 
 
 class _Loader:

@@ -681,6 +681,18 @@ def test_example_app_toml_in_process(example: Path, private_logger: logging.Logg
     assert answer.status_code == 200 and answer.json == {"greeting": "Bonjour, Ann!"}
 
 
+@pytest.mark.slow
+def test_loaded_config_serve(example: Path) -> None:
+    import httpx
+
+    port = free_port()
+    script = ("import sys; from microweb.config import load; "
+              "load(sys.argv[1]).serve(port=int(sys.argv[2]))")
+    with spawn([sys.executable, "-c", script, str(example / "app.toml"), str(port)], port=port):
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
+    assert "<h1>Bonjour, visitor!</h1>" in page
+
+
 def _wait_for(server: Any, text: str, times: int = 1) -> str:
     """The server's output once ``text`` appears ``times`` times (log lines follow responses)."""
     for _ in range(100):
