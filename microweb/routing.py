@@ -96,7 +96,7 @@ class URLSpec:
         self.target = handler
         self.kwargs: dict[str, Any] = dict(kwargs or {})
         self.name = name
-        self.is_mount = not isinstance(handler, type)
+        self.is_mount = not isinstance(handler, type | list | tuple)
         self.handler_class = None if self.is_mount else handler
         body = pattern[1:] if pattern.startswith("^") else pattern
         if self.is_mount:
@@ -162,14 +162,23 @@ def _to_spec(rule: Any) -> URLSpec:
     raise TypeError(f"a route is url(...) or (pattern, target[, kwargs[, name]]), not {rule!r}")
 
 
+def _pattern_and_target(rule: Any) -> tuple[str, Any]:
+    if isinstance(rule, URLSpec):
+        return rule.pattern, rule.target
+    if isinstance(rule, tuple | list) and 2 <= len(rule) <= 4:
+        return rule[0], rule[1]
+    raise TypeError(f"a route is url(...) or (pattern, target[, kwargs[, name]]), not {rule!r}")
+
+
 def expand_rules(rules: Iterable[Any], prefix: str = "") -> list[URLSpec]:
     """Normalize rules, flattening nested rule lists under their prefix."""
     specs: list[URLSpec] = []
     for rule in rules:
-        if isinstance(rule, tuple) and len(rule) >= 2 and isinstance(rule[1], list | tuple):
-            sub = rule[0][1:] if rule[0].startswith("^") else rule[0]
+        pattern, target = _pattern_and_target(rule)
+        if isinstance(target, list | tuple):
+            sub = pattern[1:] if pattern.startswith("^") else pattern
             sub = sub[:-1] if sub.endswith("/") else sub
-            specs.extend(expand_rules(rule[1], _join(prefix, sub)))
+            specs.extend(expand_rules(target, _join(prefix, sub)))
             continue
         spec = _to_spec(rule)
         if prefix:

@@ -314,3 +314,12 @@ def test_extra_supported_methods() -> None:
     client = lint_client(web.Application([("/", Dav)]), validate=False)
     assert client.request("/", method="PROPFIND").text == "props"
     assert client.get("/", status=405).headers["Allow"] == "PROPFIND"
+
+
+def test_url_with_a_rule_list_target_and_bad_rules() -> None:
+    app = web.Application([web.url(r"/v1/", [(r"/ping", EchoHandler, {"v": 1})])])
+    assert lint_client(app).get("/v1/ping").json["init"] == {"v": 1}
+    with pytest.raises(TypeError):
+        web.Application([("/only-pattern",)])
+    with pytest.raises(TypeError):
+        web.Application([(b"/bytes", EchoHandler)])
