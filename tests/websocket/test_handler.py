@@ -3,6 +3,7 @@ upgrade call, cookies on the 101, signals, and the socket driven over an in-memo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from typing import Any
@@ -38,8 +39,19 @@ class RoomHandler(WebSocketHandler):
         self.broadcast(self.room, message)
 
 
+class AsyncHandler(WebSocketHandler):
+    async def open(self) -> None:
+        await asyncio.sleep(0)
+        self.write_message("async open")
+
+    async def on_message(self, message: str | bytes) -> None:
+        await asyncio.sleep(0)
+        self.write_message(f"async {message}")
+
+
 def _app() -> web.Application:
-    return web.Application([(r"/room/(\w+)", RoomHandler)], websocket_hub=HUB)
+    return web.Application([(r"/room/(\w+)", RoomHandler), (r"/async", AsyncHandler)],
+                           websocket_hub=HUB)
 
 
 def _handshake_headers() -> dict[str, str]:
@@ -129,3 +141,15 @@ def test_socket_lifecycle_with_signals() -> None:
     assert HUB.subscriber_count("f") == 0
     client.receive_data(bytes(transport.out))
     assert [f.opcode for f in client.events_received()][-1] is Opcode.CLOSE
+
+
+def test_async_hooks_run_to_completion() -> None:
+    response, (proto,) = _upgrading_get("/async")
+    assert response.status_code == 101
+    transport = MemoryTransport()
+    proto.connection_made(transport)
+    client = ClientProtocol(parse_uri("ws://localhost/async"), state=OPEN)
+    client.send_text(b"hi")
+    proto.data_received(b"".join(client.data_to_send()))
+    client.receive_data(bytes(transport.out))
+    assert [f.data for f in client.events_received()] == [b"async open", b"async hi"]

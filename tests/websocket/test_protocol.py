@@ -287,3 +287,20 @@ def test_shutdown_says_going_away() -> None:
     p.proto.shutdown()
     close = _close_of(p.client_events())
     assert (close.code, close.reason) == (CloseCode.GOING_AWAY, "server shutting down")
+
+
+def test_stream_split_at_every_byte_boundary() -> None:
+    reference = Pair(compress=True)
+    reference.client.send_text(("ünïcode " * 20).encode(), fin=False)
+    reference.client.send_ping(b"p")
+    reference.client.send_continuation(b"tail", fin=True)
+    reference.client.send_binary(b"\x00" * 300)
+    stream = b"".join(reference.client.data_to_send())
+    for cut in range(1, len(stream)):
+        p = Pair(compress=True)
+        p.client = reference.client  # only the server side is exercised here
+        p.start()
+        p.proto.data_received(stream[:cut])
+        p.proto.data_received(stream[cut:])
+        assert p.handler.messages == ["ünïcode " * 20 + "tail", b"\x00" * 300], cut
+        assert p.handler.pings == [b"p"]
