@@ -1,15 +1,21 @@
-"""The event loop of one worker process: accept, dispatch readiness, enforce deadlines.
+"""The event loop of one worker process: leader/follower threads over one epoll.
 
-One ``select.epoll`` (``poller.py`` has a ``selectors`` stand-in for other systems) watches
-the listening sockets, a wake-up pipe and every connection.
-Connections are registered EPOLLONESHOT: when one becomes readable the loop hands it to the
-thread pool and the kernel will not report it again until its owner re-arms it, so exactly
-one thread touches a connection at a time and re-arming (``epoll.modify``, thread-safe in the
-kernel) needs no trip back through the loop. Parked connections carry a deadline; the loop
-sweeps them once a second (header timeout for slow clients, keep-alive timeout when idle).
+Theory of operation. Every pool thread (``--threads``) sits in ``epoll.poll`` on the same
+epoll instance (``poller.py`` has a ``selectors`` stand-in for other systems) and takes one
+ready event at a time. Connections are registered EPOLLONESHOT: the thread that receives a
+connection's event owns it alone — it reads, parses, runs the app, writes, serves pipelined
+requests in order — and re-arms it (``epoll.modify`` is thread-safe in the kernel), after
+which any thread may get its next event. So a request costs no hand-over between threads,
+a thread blocked in a slow app simply stops polling, and an idle connection is only an epoll
+entry and a small object: it holds no thread.
+
+The thread that called ``run()`` coordinates: it runs timers (``call_later``), sweeps parked
+connections past their deadline (header timeout for slow clients, keep-alive timeout when
+idle) once a second, and performs the graceful stop. ``submit()`` queues small tasks for the
+pollers (upgraded connections use it to run protocol callbacks on pool threads).
 
 ``Server`` is also the internal API for other front-ends (the gunicorn worker class): give it
-an app and listening sockets, call ``run()`` in a thread or process and ``stop()`` from anywhere.
+an app and listening sockets, call ``run()`` and ``stop()`` from anywhere.
 """
 
 from __future__ import annotations
@@ -83,17 +89,19 @@ class Server:
         self.access_log = self.config.access_log
         self.draining = False
         self.epoll = poller if poller is not None else make_poller()
-        self.pool = ThreadPool(self.config.threads)
+        self.pool = ThreadPool(self.config.threads, self._poll_forever)
         self._listeners = {s.fileno(): self._listener(s, multiprocess) for s in sockets}
         self._conns: dict[int, HTTPConnection | UpgradedConnection] = {}
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._callbacks: deque[Callable[[], Any]] = deque()
+        self._tasks: deque[Callable[[], Any]] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
+        self._kick = threading.Event()  # wakes the coordinator (timers, stop)
         self._accepting = False
+        self._exiting = False
         self._stop_at: float | None = None
         self._stop_requested: float | None = None
         self.stopped = threading.Event()
@@ -120,29 +128,28 @@ class Server:
         """Stop accepting; finish in-flight work within ``timeout`` (graceful_timeout)."""
         wait = self.config.graceful_timeout if timeout is None else timeout
         self._stop_requested = 0.0 if not graceful else wait
-        self._wake()
-
-    def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the loop thread soon."""
-        self._callbacks.append(fn)
-        self._wake()
+        self._kick.set()
 
     def call_later(self, delay: float, fn: Callable[[], Any]) -> TimerHandle:
-        """Run ``fn`` on the loop thread after ``delay`` seconds (thread-safe)."""
+        """Run ``fn`` on the coordinating thread after ``delay`` seconds (thread-safe)."""
         handle = TimerHandle(time.monotonic() + max(0.0, delay), fn)
         with self._lock:
             heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
-        self._wake()
+            first = self._timers[0][2] is handle
+        if first:
+            self._kick.set()
         return handle
 
-    def _wake(self) -> None:
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` soon on a pool thread (thread-safe, never blocks)."""
+        self._tasks.append(fn)
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"\0")
 
     # -- services for connections (any thread) -------------------------------------------
 
     def park(self, conn: HTTPConnection, deadline: float) -> None:
-        """Give ``conn`` back to the loop until it is readable or ``deadline`` passes."""
+        """Give ``conn`` back to the pollers until it is readable or ``deadline`` passes."""
         with self._lock:
             if conn.closed:
                 return
@@ -158,11 +165,10 @@ class Server:
         with self._lock:
             if self._conns.pop(fd, None) is None:
                 return
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(fd)
-            resume = not self._accepting and self._stop_at is None
-        if resume:
-            self._wake()
+            if not self._accepting and self._stop_requested is None:
+                self._resume_accepting()
 
     def upgrade_connection(self, conn: HTTPConnection, protocol: Any, leftover: bytes) -> None:
         """Replace ``conn`` by an ``UpgradedConnection`` driven by ``protocol``."""
@@ -172,17 +178,19 @@ class Server:
             self._conns[conn.fd] = upgraded
         upgraded.start(leftover)
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- running -------------------------------------------------------------------------
 
     def run(self) -> None:
         """Serve until ``stop()``; returns once every connection is closed or timed out."""
-        self.pool.start()
         self.epoll.register(self._wake_r, IN)
-        self._resume_accepting()
+        with self._lock:
+            self._resume_accepting()
+        self.pool.start()
         next_sweep = time.monotonic() + _SWEEP_EVERY
         try:
             while self._stop_at is None or (self._conns and time.monotonic() < self._stop_at):
-                self._poll_once(self._poll_timeout())
+                self._kick.wait(self._coordinator_timeout(next_sweep))
+                self._kick.clear()
                 now = time.monotonic()
                 self._run_timers(now)
                 if self._stop_requested is not None and self._stop_at is None:
@@ -193,44 +201,54 @@ class Server:
         finally:
             self._teardown()
 
-    def _poll_timeout(self) -> float:
-        timeout = _SWEEP_EVERY if self._stop_at is None else 0.05
+    def _coordinator_timeout(self, next_sweep: float) -> float:
+        now = time.monotonic()
+        timeout = max(0.0, next_sweep - now)
+        if self._stop_at is not None:
+            timeout = min(timeout, 0.05)
         if self._timers:
-            timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+            timeout = min(timeout, max(0.0, self._timers[0][0] - now))
         return timeout
 
-    def _poll_once(self, timeout: float) -> None:
-        conns, listeners, submit = self._conns, self._listeners, self.pool.submit
-        try:
-            events = self.epoll.poll(timeout)
-        except InterruptedError:
-            return
-        for fd, mask in events:
-            conn = conns.get(fd)
-            if conn is not None:
-                if conn.__class__ is HTTPConnection:
-                    if conn.parked:
-                        conn.parked = False
-                        submit(conn.on_readable)
-                else:
-                    conn.on_event(mask)  # type: ignore[union-attr]
-            elif fd == self._wake_r:
-                self._run_callbacks()
-            elif fd in listeners:
-                self._accept(listeners[fd])
+    def _poll_forever(self) -> None:
+        """One pool thread: take one ready event at a time and handle it right here."""
+        poll, conns, wake = self.epoll.poll, self._conns, self._wake_r
+        while not self._exiting:
+            try:
+                events = poll(None, 1)  # PERF: one event per thread keeps slow apps isolated
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):  # the poller was closed: the server is gone
+                return
+            for fd, mask in events:
+                conn = conns.get(fd)
+                if conn is not None:
+                    if conn.__class__ is HTTPConnection:
+                        if conn.parked:  # type: ignore[union-attr]
+                            conn.parked = False  # type: ignore[union-attr]
+                            conn.on_readable()  # type: ignore[union-attr]
+                    else:
+                        conn.on_event(mask)  # type: ignore[union-attr]
+                elif fd == wake:
+                    self._run_tasks()
+                elif fd in self._listeners:
+                    self._accept(self._listeners[fd])
 
-    def _run_callbacks(self) -> None:
+    def _run_tasks(self) -> None:
+        if self._exiting:  # leave the pipe readable so every poller sees the exit
+            return
         with contextlib.suppress(BlockingIOError, OSError):
-            while os.read(self._wake_r, 4096):
-                pass
-        if not self._accepting and self._stop_at is None:
-            self._resume_accepting()
-        while self._callbacks:
-            fn = self._callbacks.popleft()
+            os.read(self._wake_r, 4096)
+        tasks = self._tasks
+        while True:
+            try:
+                fn = tasks.popleft()
+            except IndexError:
+                return
             try:
                 fn()
             except Exception:
-                log.exception("error in a loop callback")
+                log.exception("error in a server task")
 
     def _run_timers(self, now: float) -> None:
         timers = self._timers
@@ -248,21 +266,29 @@ class Server:
     def _accept(self, listener: _Listener) -> None:
         max_conns = self.config.max_connections
         deadline = time.monotonic() + self.config.header_timeout
-        for _ in range(_ACCEPT_BATCH):
-            if len(self._conns) >= max_conns:
-                log.warning("max_connections (%d) reached: pausing accept", max_conns)
-                return self._pause_accepting()
-            try:
-                sock, addr = listener.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed (%s): pausing accept", exc)
-                    self._pause_accepting()
-                    self.call_later(0.5, self._resume_accepting)
-                return
-            self._add(listener, sock, addr, deadline)
+        try:
+            for _ in range(_ACCEPT_BATCH):
+                if len(self._conns) >= max_conns:
+                    log.warning("max_connections (%d) reached: pausing accept", max_conns)
+                    with self._lock:
+                        self._accepting = False  # forget() re-arms when a slot frees
+                    return
+                try:
+                    sock, addr = listener.sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        log.error("accept failed (%s): pausing accept for 0.5 s", exc)
+                        with self._lock:
+                            self._accepting = False
+                        self.call_later(0.5, self._resume_locked)
+                    return
+                self._add(listener, sock, addr, deadline)
+        finally:
+            with self._lock:
+                if self._accepting:
+                    self._arm_listener(listener)
 
     def _add(self, listener: _Listener, sock: socket.socket, addr: Any, deadline: float) -> None:
         sock.setblocking(False)
@@ -285,19 +311,26 @@ class Server:
             self._conns[conn.fd] = conn
             self.epoll.register(conn.fd, _ARMED)
 
-    def _pause_accepting(self) -> None:
-        if self._accepting:
-            self._accepting = False
-            for fd in self._listeners:
-                with contextlib.suppress(OSError):
-                    self.epoll.unregister(fd)
+    def _arm_listener(self, listener: _Listener) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.epoll.modify(listener.sock.fileno(), _ARMED)
+
+    def _resume_locked(self) -> None:
+        with self._lock:
+            self._resume_accepting()
 
     def _resume_accepting(self) -> None:
-        if not self._accepting and self._stop_at is None and self._stop_requested is None:
-            if len(self._conns) < self.config.max_connections:
-                self._accepting = True
-                for fd in self._listeners:
-                    self.epoll.register(fd, IN)
+        """Arm the listeners again (lock held) unless stopping or still full."""
+        if self._accepting or self._stop_requested is not None:
+            return
+        if len(self._conns) >= self.config.max_connections:
+            return
+        self._accepting = True
+        for fd, listener in self._listeners.items():
+            try:
+                self.epoll.register(fd, _ARMED)
+            except (FileExistsError, OSError):
+                self._arm_listener(listener)  # registered before: re-arm the one-shot
 
     # -- deadlines and shutdown ----------------------------------------------------------
 
@@ -315,14 +348,14 @@ class Server:
     def _begin_shutdown(self, now: float) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish."""
         self._stop_at = now + (self._stop_requested or 0.0)
-        self._pause_accepting()
-        for fd, listener in self._listeners.items():
-            with contextlib.suppress(OSError):
-                self.epoll.unregister(fd)
-            listener.sock.close()
-        self.draining = True
-        self.keep_alive = False
         with self._lock:
+            self._accepting = False
+            for fd, listener in self._listeners.items():
+                with contextlib.suppress(OSError, ValueError):
+                    self.epoll.unregister(fd)
+                listener.sock.close()
+            self.draining = True
+            self.keep_alive = False
             conns = list(self._conns.values())
             # idle keep-alive connections go now; a fresh one may hold its first request
             idle = [c for c in conns if isinstance(c, HTTPConnection) and c.parked
@@ -346,9 +379,13 @@ class Server:
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)  # unblock an owner stuck on I/O
                 if conn.parked:
+                    conn.parked = False
                     conn.close()
-        remaining = max(0.0, (self._stop_at or time.monotonic()) - time.monotonic()) + 1.0
-        self.pool.shutdown(timeout=remaining)
+        self._run_pending_tasks()
+        self._exiting = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")  # level-triggered: every poller wakes and exits
+        self.pool.join(timeout=1.0 + max(0.0, (self._stop_at or 0.0) - time.monotonic()))
         for listener in self._listeners.values():
             listener.sock.close()
         with contextlib.suppress(OSError):
@@ -357,3 +394,9 @@ class Server:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.stopped.set()
+
+    def _run_pending_tasks(self) -> None:
+        """Let queued protocol callbacks (connection_lost) run before the pollers exit."""
+        deadline = time.monotonic() + 2.0
+        while self._tasks and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -31,6 +31,7 @@ class SelectorPoller:
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # selectors are not thread-safe: one poller at a time
         self._masks: dict[int, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -60,11 +61,14 @@ class SelectorPoller:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._sel.unregister(fd)
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        ready = self._sel.select(timeout)
-        events = []
+    def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
+        with self._poll_lock:
+            ready = self._sel.select(timeout)
+        events: list[tuple[int, int]] = []
         with self._lock:
             for key, got in ready:
+                if 0 < maxevents <= len(events):
+                    break  # the rest stay armed and are reported again
                 fd = key.fd
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):

@@ -1,13 +1,13 @@
-"""A fixed pool of worker threads fed through one C-implemented queue.
+"""The bounded set of worker threads of one process (``--threads``).
 
-The event loop only ever hands work over (``submit``); the pool bounds how many requests run
-the application at the same time (``--threads``). Idle connections are never in here.
+Each thread runs the server's poll loop (leader/follower): it waits for a ready connection,
+then reads, runs the WSGI application and writes on that same thread. The number of threads
+bounds how many requests run the application at once; idle connections use none.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -18,15 +18,20 @@ log = logging.getLogger("microweb.server")
 
 
 class ThreadPool:
-    """``threads`` daemon threads running submitted callables in FIFO order."""
+    """``threads`` daemon threads all running ``target`` until it returns."""
 
-    def __init__(self, threads: int, name: str = "microweb-worker") -> None:
-        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+    def __init__(self, threads: int, target: Callable[[], None],
+                 name: str = "microweb-worker") -> None:
+        self._target = target
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
                          for i in range(threads)]
         self._started = False
-        # PERF: the bound put of a SimpleQueue is the whole cost of a hand-over
-        self.submit: Callable[[Callable[[], object]], None] = self._queue.put
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        except BaseException:  # pragma: no cover - the target catches what it expects
+            log.exception("server thread crashed")
 
     def start(self) -> None:
         if not self._started:
@@ -34,21 +39,8 @@ class ThreadPool:
             for thread in self._threads:
                 thread.start()
 
-    def _work(self) -> None:
-        get = self._queue.get
-        while True:
-            fn = get()
-            if fn is None:
-                return
-            try:
-                fn()
-            except BaseException:  # a task must never kill its thread
-                log.exception("unhandled error in a server task")
-
-    def shutdown(self, timeout: float | None = None) -> bool:
-        """Let queued work finish, then stop the threads; False if some outlived ``timeout``."""
-        for _ in self._threads:
-            self._queue.put(None)
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to finish; False if some outlived ``timeout``."""
         if not self._started:
             return True
         end = None if timeout is None else time.monotonic() + timeout

@@ -235,7 +235,7 @@ class UpgradedConnection:
             self.queue.append((fn, args))
             if not self.running:
                 self.running = True
-                self.server.pool.submit(self._drain)
+                self.server.submit(self._drain)
 
     def _drain(self) -> None:
         while True:

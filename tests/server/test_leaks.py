@@ -50,4 +50,4 @@ def test_no_fd_or_thread_leak_over_10000_requests(serve):
     assert total == 10_000
     assert wait_until(lambda: srv.server.connections == 0)
     assert wait_until(lambda: _fds() <= fds)
-    assert threading.active_count() == threads
+    assert wait_until(lambda: threading.active_count() <= threads)
