@@ -224,9 +224,9 @@ class Server:
                 conn = conns.get(fd)
                 if conn is not None:
                     if conn.__class__ is HTTPConnection:
-                        if conn.parked:  # type: ignore[union-attr]
-                            conn.parked = False  # type: ignore[union-attr]
-                            conn.on_readable()  # type: ignore[union-attr]
+                        if conn.parked:
+                            conn.parked = False
+                            conn.on_readable()
                     else:
                         conn.on_event(mask)  # type: ignore[union-attr]
                 elif fd == wake:
