@@ -207,26 +207,28 @@ class RequestCookies(Mapping[str, Morsel]):  # type: ignore[type-arg]
     __slots__ = ("_values", "_jar")
 
     def __init__(self, values: dict[str, str]) -> None:
-        self._values = {k: v for k, v in values.items() if _LEGAL_COOKIE_NAME(k)}
+        self._values = values
         self._jar: SimpleCookie = SimpleCookie()
 
     def __getitem__(self, name: str) -> Morsel:  # type: ignore[type-arg]
         jar = self._jar
         if name not in jar:
+            if not _LEGAL_COOKIE_NAME(name):
+                raise KeyError(name)
             jar[name] = self._values[name]
         return jar[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._values
+        return name in self._values and _LEGAL_COOKIE_NAME(name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+        return (name for name in self._values if _LEGAL_COOKIE_NAME(name))
 
     def __len__(self) -> int:
-        return len(self._values)
+        return sum(1 for _ in self)
 
     def __repr__(self) -> str:
-        return f"RequestCookies({sorted(self._values)!r})"
+        return f"RequestCookies({sorted(self)!r})"
 
 
 class HTTPServerRequest:
