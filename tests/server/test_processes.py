@@ -223,3 +223,17 @@ def test_requests_session_against_cli(port):
     with spawn(_serve_argv(port, "--threads", "2"), port=port), requests.Session() as s:
         for _ in range(20):
             assert s.get(f"http://127.0.0.1:{port}/").text == "hello v1"
+
+
+def test_sighup_loads_new_code(tmp_path, port):
+    module = tmp_path / "hupapp.py"
+    module.write_text("def app(e, s):\n    s('200 OK', [])\n    return [b'old code']\n")
+    argv = [PYTHON, "-m", "microweb.server", "hupapp:app", "--port", str(port), "--workers", "2"]
+    with spawn(argv, port=port, cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"}) as sp:
+        assert _get(port) == (200, "old code")
+        module.write_text("def app(e, s):\n    s('200 OK', [])\n    return [b'brand new code']\n")
+        sp.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: _get(port) == (200, "brand new code"), 20)
+        # once the old workers are retired, every answer comes from the new code
+        time.sleep(1.0)
+        assert {_get(port)[1] for _ in range(10)} == {"brand new code"}
