@@ -190,11 +190,11 @@ def test_reload_restarts_on_code_change(tmp_path, port):
     with spawn(argv, port=port, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}):
         assert _get(port) == (200, "one")
         time.sleep(0.5)
-        module.write_text("def app(e, s):\n    s('200 OK', [])\n    return [b'two']\n")
+        module.write_text("def app(e, s):\n    s('200 OK', [])\n    return [b'second version']\n")
 
         def changed() -> bool:
             try:
-                return _get(port, timeout=2) == (200, "two")
+                return _get(port, timeout=2) == (200, "second version")
             except OSError:
                 return False
 
