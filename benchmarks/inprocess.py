@@ -156,27 +156,29 @@ def raw_app(sc: Scenario) -> Callable[..., Any]:
 
 
 # -- microweb ---------------------------------------------------------------------------------
-def microweb_app(sc: Scenario) -> Callable[..., Any]:
+def microweb_app(sc: Scenario, base: type | None = None) -> Callable[..., Any]:
     import microweb as web
 
-    class Hello(web.RequestHandler):
+    Base: Any = base or web.RequestHandler
+
+    class Hello(Base):
         def get(self) -> None:
             self.write(HELLO)
 
-    class Params(web.RequestHandler):
+    class Params(Base):
         def get(self, user: str, post: str) -> None:
             self.write({"user": user, "post": post, "verbose": self.get_argument("verbose", "")})
 
-    class Form(web.RequestHandler):
+    class Form(Base):
         def post(self) -> None:
             self.write(f"{self.get_body_argument('name')} <{self.get_body_argument('email')}>")
 
-    class Cookies(web.RequestHandler):
+    class Cookies(Base):
         def get(self) -> None:
             self.set_secure_cookie("sid", "user-42")
             self.write(self.get_cookie("theme") or "")
 
-    class Route(web.RequestHandler):
+    class Route(Base):
         def initialize(self, i: int) -> None:
             self.i = i
 
@@ -189,6 +191,75 @@ def microweb_app(sc: Scenario) -> Callable[..., Any]:
         (r"/", Hello), (r"/users/([0-9]+)/posts/([^/]+)", Params), (r"/form", Form),
         (r"/cookies", Cookies),
     ], cookie_secret=SECRET)
+
+
+def microweb_stack_caller(sc: Scenario) -> Callable[[], bytes]:
+    """microweb behind the whole middleware stack; every handler reads the SQLite session.
+
+    Proxy, access log (to a logger nobody listens to), gzip, signed cookies, sessions in SQLite
+    and XSRF. A first request creates the session and the XSRF cookie the measured ones carry.
+    """
+    import logging
+    import tempfile
+
+    import microweb as web
+    from middleware import (
+        AccessLogMiddleware,
+        GzipMiddleware,
+        ProxyMiddleware,
+        SignedCookieMiddleware,
+        compose,
+    )
+    from middleware.sessions import SessionMiddleware, SQLiteStore
+    from middleware.xsrf import XSRFMiddleware
+
+    class SessionReader(web.RequestHandler):
+        def prepare(self) -> None:
+            self.user = self.session.get("user")
+
+    class Prime(web.RequestHandler):
+        def get(self) -> None:
+            self.session["user"] = "bench"
+            self.write(self.request.environ["microweb.xsrf_token"])
+
+    quiet = logging.getLogger("benchmarks.null")
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    app: Any = microweb_app(sc, SessionReader)
+    app.router.add_default([(r"/_prime", Prime)])
+    db = tempfile.NamedTemporaryFile(prefix="bench-sessions-", suffix=".sqlite3", delete=False)
+    stack = compose(
+        app,
+        ProxyMiddleware.configure(trusted=["127.0.0.1/32"]),
+        AccessLogMiddleware.configure(logger=quiet),
+        GzipMiddleware,
+        SignedCookieMiddleware.configure(secret=SECRET, names=["prefs"]),
+        SessionMiddleware.configure(secret=SECRET, store=SQLiteStore(db.name)),
+        XSRFMiddleware,
+    )
+    cookies, token = _prime(stack)
+    primed = Scenario(**{**sc.__dict__, "cookie": "; ".join(filter(None, [sc.cookie, cookies]))})
+    if sc.body:
+        primed.body = sc.body + b"&_xsrf=" + token.encode()
+    return wsgi_caller(stack, primed)
+
+
+def _prime(stack: Callable[..., Any]) -> tuple[str, str]:
+    """Run the priming request; returns its cookies (as a Cookie header) and the XSRF token."""
+    from http.cookies import SimpleCookie
+
+    seen: list[tuple[str, str]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.extend(headers)
+
+    environ = base_environ(Scenario("prime", "", "/_prime"))
+    token = b"".join(stack(environ, start_response)).decode()
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in seen:
+        if name.lower() == "set-cookie":
+            jar.load(value)
+    return "; ".join(f"{k}={m.value}" for k, m in jar.items()), token
 
 
 # -- Falcon -----------------------------------------------------------------------------------
@@ -404,6 +475,7 @@ async def _batch(fn: Callable[[], Any], n: int) -> None:
 PEERS: dict[str, Callable[[Scenario], Callable[[], bytes]]] = {
     "raw WSGI": lambda sc: wsgi_caller(raw_app(sc), sc),
     "microweb": lambda sc: wsgi_caller(microweb_app(sc), sc),
+    "mw+stack": microweb_stack_caller,
     "Falcon": lambda sc: wsgi_caller(falcon_app(sc), sc),
     "Bottle": lambda sc: wsgi_caller(bottle_app(sc), sc),
     "Flask": lambda sc: wsgi_caller(flask_app(sc), sc),
