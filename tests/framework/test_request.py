@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any
@@ -305,3 +306,48 @@ def test_raw_json_body_bytes() -> None:
 
     body = lint_client(web.Application([("/", Raw)])).post_json("/", [1, 2]).json
     assert body == {"is_bytes": True, "data": [1, 2]}
+
+
+class Body(web.RequestHandler):
+    def post(self) -> None:
+        self.write({"size": len(self.request.body)})
+
+
+def test_streamed_body_without_length_is_bounded() -> None:
+    """A server that de-chunks bodies sets wsgi.input_terminated; the limit still applies."""
+    app = lint_client(web.Application([("/", Body)], max_body_size=100), validate=False)
+    ok = app.post("/", extra_environ={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+                  params=b"x" * 50)
+    assert ok.json == {"size": 50}
+    app.post("/", extra_environ={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+             params=b"x" * 500, status=413)
+
+
+def call_raw(app: web.Application, **environ: Any) -> tuple[str, bytes]:
+    """Call the app with exactly this environ (webtest would fix up CONTENT_LENGTH)."""
+    from wsgiref.util import setup_testing_defaults
+    env: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/"}
+    setup_testing_defaults(env)
+    env.update(environ)
+    status: list[str] = []
+    body = b"".join(app(env, lambda s, h, e=None: status.append(s)))
+    return status[0], body
+
+
+def test_body_without_length_from_a_plain_server_is_empty() -> None:
+    app = web.Application([("/", Body)])
+    status, body = call_raw(app, **{"wsgi.input": io.BytesIO(b"ignored")})
+    assert status == "200 OK" and json.loads(body) == {"size": 0}
+
+
+def test_content_length_over_the_limit_is_refused_before_reading() -> None:
+    stream = io.BytesIO(b"x" * 1000)
+    app = web.Application([("/", Body)], max_body_size=10)
+    status, _ = call_raw(app, CONTENT_LENGTH="1000", **{"wsgi.input": stream})
+    assert status.startswith("413") and stream.tell() == 0
+
+
+def test_invalid_content_length_reads_nothing() -> None:
+    app = web.Application([("/", Body)])
+    status, body = call_raw(app, CONTENT_LENGTH="12abc", **{"wsgi.input": io.BytesIO(b"x")})
+    assert json.loads(body) == {"size": 0}

@@ -323,3 +323,35 @@ def test_url_with_a_rule_list_target_and_bad_rules() -> None:
         web.Application([("/only-pattern",)])
     with pytest.raises(TypeError):
         web.Application([(b"/bytes", EchoHandler)])
+
+
+def test_static_path_adds_tornado_static_routes_in_front() -> None:
+    class FakeStatic(web.RequestHandler):
+        def initialize(self, path: str, **kwargs: Any) -> None:
+            self.root = path
+
+        def get(self, name: str) -> None:
+            self.write(f"{self.root}|{name}")
+
+    app = web.Application([(r"/(.*)", EchoHandler)], static_path="/srv/files",
+                          static_url_prefix="/assets/", static_handler_class=FakeStatic)
+    client = lint_client(app)
+    assert client.get("/assets/css/site.css").text == "/srv/files|css/site.css"
+    assert client.get("/favicon.ico").text == "/srv/files|favicon.ico"
+    assert client.get("/robots.txt").text == "/srv/files|robots.txt"
+    assert client.get("/other").json["args"] == ["other"]
+
+
+def test_static_handler_class_defaults_to_static_file_handler() -> None:
+    assert web.Application().settings["static_handler_class"] is web.StaticFileHandler
+
+
+def test_exception_in_set_default_headers_is_a_plain_500(logs: Any) -> None:
+    class Broken(web.RequestHandler):
+        def set_default_headers(self) -> None:
+            raise RuntimeError("header bug")
+
+    app_log = logs("microweb.application")
+    response = lint_client(web.Application([("/", Broken)])).get("/", status=500)
+    assert "header bug" not in response.text
+    assert len([r for r in app_log.records if r.exc_info]) == 1
