@@ -1,8 +1,9 @@
 """Application: the WSGI callable that routes a request to a RequestHandler (or a mounted app).
 
 Settings keep Tornado's names (``debug``, ``serve_traceback``, ``static_path``,
-``default_handler_class``, ``log_function``, ``xsrf_cookies``...) plus the body limits
-``max_body_size``, ``max_form_memory_size`` and ``max_form_parts`` (exceeding one answers 413).
+``default_handler_class``, ``log_function``, ``xsrf_cookies``, ``compress_response``...) plus
+the body limits ``max_body_size``, ``max_form_memory_size`` and ``max_form_parts`` (exceeding
+one answers 413).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class Application:
             max_form_memory_size=settings.get("max_form_memory_size", 500 * 1024),
             max_form_parts=settings.get("max_form_parts", 1000),
         )
+        self._compressed: Callable[..., Iterable[bytes]] | None = None
+        if settings.get("compress_response") or settings.get("gzip"):
+            from middleware.gzip import GzipMiddleware
+            self._compressed = GzipMiddleware(self._route)
         default_class = settings.get("default_handler_class")
         if default_class is not None:
             self._fallback = (default_class, dict(settings.get("default_handler_args", {})))
@@ -104,6 +109,11 @@ class Application:
 
     # -- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self._compressed is not None:
+            return self._compressed(environ, start_response)
+        return self._route(environ, start_response)
+
+    def _route(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if not path.isascii():  # PERF: the usual ASCII path needs no decoding
             try:

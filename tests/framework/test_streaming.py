@@ -227,3 +227,22 @@ def test_full_stack_buffered_response_is_valid_gzip() -> None:
     iterable.close()  # type: ignore[attr-defined]
     assert events[1][1]["Content-Encoding"] == "gzip"
     assert gzip.decompress(body).startswith(b'{"items": [0, 1, 2')
+
+
+@pytest.mark.parametrize("setting", ["compress_response", "gzip"])
+def test_compress_response_setting_gzips_like_tornado(setting: str) -> None:
+    class Big(web.RequestHandler):
+        def get(self) -> None:
+            self.write("compressible " * 100)
+
+    app = web.Application([("/", Big), ("/s", GeneratorHandler, {"events": []})],
+                          **{setting: True})
+    events: Events = []
+    body = b"".join(call(app, events, make_environ(HTTP_ACCEPT_ENCODING="gzip")))
+    assert events[1][1]["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == b"compressible " * 100
+    events = []
+    body = b"".join(call(app, events, make_environ("/s", HTTP_ACCEPT_ENCODING="gzip")))
+    assert gzip.decompress(body).startswith(b"one one")
+    plain: Events = []
+    assert b"".join(call(app, plain, make_environ())) == b"compressible " * 100
