@@ -14,6 +14,7 @@ as the server iterates the response. Coroutine methods run on the thread's event
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 from html import escape
 from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from werkzeug.http import http_date
 
@@ -42,7 +43,8 @@ from .templating import TemplateMixin
 if TYPE_CHECKING:
     from .application import Application
 
-__all__ = ["Finish", "HTTPError", "MissingArgumentError", "RedirectHandler", "RequestHandler"]
+__all__ = ["ErrorHandler", "Finish", "HTTPError", "MissingArgumentError", "RedirectHandler",
+           "RequestHandler", "addslash", "removeslash"]
 
 app_log = logging.getLogger("microweb.application")
 
@@ -660,6 +662,41 @@ class _StreamingBody:
             self._close_gen()
         self._handler._abandon()
         self._handler.request._close()
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def removeslash(method: _Method) -> _Method:
+    """Redirect ``/path/`` to ``/path`` (GET/HEAD; 404 for other methods), as Tornado."""
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        path = self.request.path
+        if path.endswith("/"):
+            if self.request.method not in _ETAG_METHODS:
+                raise HTTPError(404)
+            target = path.rstrip("/")
+            if target:  # never redirect "/" to ""
+                query = self.request.query
+                self.redirect(target + ("?" + query if query else ""), permanent=True)
+                return None
+        return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+def addslash(method: _Method) -> _Method:
+    """Redirect ``/path`` to ``/path/`` (GET/HEAD; 404 for other methods), as Tornado."""
+    @functools.wraps(method)
+    def wrapper(self: RequestHandler, *args: Any, **kwargs: Any) -> Any:
+        path = self.request.path
+        if not path.endswith("/"):
+            if self.request.method not in _ETAG_METHODS:
+                raise HTTPError(404)
+            query = self.request.query
+            self.redirect(path + "/" + ("?" + query if query else ""), permanent=True)
+            return None
+        return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 class RedirectHandler(RequestHandler):

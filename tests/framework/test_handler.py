@@ -615,3 +615,30 @@ def test_returning_a_value_from_a_method_is_a_clear_error(logs: Any) -> None:
     app_log = logs("microweb.application")
     client_for(("/", FlaskStyle)).get("/", status=500)
     assert "returned a str: use self.write() or yield" in str(app_log.records[0].exc_info[1])
+
+
+def test_addslash_and_removeslash_redirect_like_tornado() -> None:
+    from microweb.handler import addslash, removeslash
+
+    class Add(web.RequestHandler):
+        @addslash
+        def get(self) -> None:
+            self.write("with slash")
+
+        @addslash
+        def post(self) -> None:
+            self.write("posted")
+
+    class Remove(web.RequestHandler):
+        @removeslash
+        def get(self) -> None:
+            self.write("without slash")
+
+    client = lint_client(web.Application([(r"/add/?", Add), (r"/rm/?", Remove),
+                                          (r"/", Remove)]), lint=False)
+    assert client.get("/add?x=1", status=301).headers["Location"] == "/add/?x=1"
+    assert client.get("/add/").text == "with slash"
+    client.post("/add", status=404)
+    assert client.get("/rm/?q=2", status=301).headers["Location"] == "/rm?q=2"
+    assert client.get("/rm").text == "without slash"
+    assert client.get("/").text == "without slash"
