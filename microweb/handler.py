@@ -13,7 +13,6 @@ as the server iterates the response. Coroutine methods run on the thread's event
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hashlib
 import json
@@ -21,18 +20,18 @@ import logging
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
 from html import escape
 from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from werkzeug.http import http_date
-
 from middleware.keys import REQUEST_ID, SESSION
 
 from . import _async
 from ._errors import RESPONSES, Finish, HTTPError, MissingArgumentError
+from ._headers import UNSAFE_VALUE, convert_header_value, normalize_header
+from ._streaming import StreamingBody
 from .auth import AuthMixin
 from .cookies import CookieMixin
 from .httputil import HTTPServerRequest
@@ -53,52 +52,10 @@ _UNSET: Any = object()
 _DEFAULT_CONTENT_TYPE = "text/html; charset=UTF-8"
 _XSRF_EXEMPT = frozenset(("GET", "HEAD", "OPTIONS"))
 _ETAG_METHODS = frozenset(("GET", "HEAD"))
-_UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]").search
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
 _REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
 _sha1 = hashlib.sha1  # ETags are not a security feature
-
-# PERF: header names are normalized once and remembered (bounded, like Tornado's cache).
-_NORMALIZED: dict[str, str] = {}
-
-
-def _normalize_header(name: str) -> str:
-    norm = _NORMALIZED.get(name)
-    if norm is None:
-        if not isinstance(name, str) or not _TOKEN(name):
-            raise ValueError(f"invalid header name {name!r}")
-        norm = "-".join(w.capitalize() for w in name.split("-"))
-        if len(_NORMALIZED) < 2000:
-            _NORMALIZED[name] = norm
-    return norm
-
-
-def _convert_header_value(value: Any) -> str:
-    """str / bytes / int / datetime to a header value; CR, LF and other controls are refused."""
-    if type(value) is str and value.isascii() and value.isprintable():
-        return value  # PERF: the common case, checked by two C calls
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bytes):
-        text = value.decode("latin-1")
-    elif isinstance(value, int):
-        return str(value)
-    elif isinstance(value, datetime.datetime):
-        return http_date(value)
-    else:
-        raise TypeError(f"unsupported header value {value!r}")
-    if _UNSAFE_VALUE(text):
-        raise ValueError(f"unsafe header value {text!r}: control characters are not allowed")
-    if not text.isascii():
-        try:
-            text.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"header value {text!r} is not latin-1; encode it (RFC 8187)"
-                             ) from None
-    return text
-
 
 def _unimplemented_method(self: RequestHandler, *args: Any, **kwargs: Any) -> None:
     raise HTTPError(405)
@@ -224,22 +181,22 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             reason = RESPONSES.get(status_code)
             if reason is None:
                 raise ValueError(f"unknown status code {status_code}: give a reason")
-        elif _UNSAFE_VALUE(reason):
+        elif UNSAFE_VALUE(reason):
             raise ValueError(f"unsafe reason phrase {reason!r}")
         self._status_code = status_code
         self._reason = reason
 
     def set_header(self, name: str, value: Any) -> None:
         """Set a response header, replacing any value (ints and datetimes are converted)."""
-        name = _normalize_header(name)
-        self._headers[name] = _convert_header_value(value)
+        name = normalize_header(name)
+        self._headers[name] = convert_header_value(value)
         if self._multi:
             self._multi = [item for item in self._multi if item[0] != name]
 
     def add_header(self, name: str, value: Any) -> None:
         """Add a response header, keeping earlier values of the same name."""
-        name = _normalize_header(name)
-        value = _convert_header_value(value)
+        name = normalize_header(name)
+        value = convert_header_value(value)
         if name not in self._headers:
             self._headers[name] = value
         elif self._multi is None:
@@ -249,7 +206,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
 
     def clear_header(self, name: str) -> None:
         """Remove every value of a response header."""
-        name = _normalize_header(name)
+        name = normalize_header(name)
         self._headers.pop(name, None)
         if self._multi:
             self._multi = [item for item in self._multi if item[0] != name]
@@ -388,7 +345,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
                 and self.request.method in _ETAG_METHODS):
             etag = self.compute_etag()
             if etag is not None:
-                headers["Etag"] = _convert_header_value(etag)
+                headers["Etag"] = convert_header_value(etag)
                 if "HTTP_IF_NONE_MATCH" in self.request.environ and self.check_etag_header():
                     self._write_buffer = []
                     self.set_status(304)
@@ -503,7 +460,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         exc_info = kwargs.get("exc_info")
         if exc_info and self.settings.get("serve_traceback") and not (
                 isinstance(exc_info[1], HTTPError) and exc_info[1].status_code < 500):
-            from ._errorpage import traceback_page
+            from ._errorpage import traceback_page  # loaded only when a traceback is shown
             self.finish(traceback_page(exc_info[1], status_code, self._reason))
             return
         self.finish(_error_page(status_code, self._reason))
@@ -571,7 +528,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             if result is not None:
                 result_type = type(result)
                 if result_type is GeneratorType or result_type is AsyncGeneratorType:
-                    return _StreamingBody(self, result)
+                    return StreamingBody(self, result)
                 if result_type is not CoroutineType and not hasattr(result, "__await__"):
                     raise TypeError(f"{cls.__name__}.{name}() returned a "
                                     f"{result_type.__name__}: use self.write() or yield")
@@ -593,75 +550,6 @@ def _error_page(status_code: int, reason: str) -> str:
     message = escape(reason)
     return (f"<html><title>{status_code}: {message}</title>"
             f"<body>{status_code}: {message}</body></html>")
-
-
-class _StreamingBody:
-    """The WSGI iterable of a generator method: each yielded chunk is written and flushed."""
-
-    def __init__(self, handler: RequestHandler, gen: Any) -> None:
-        self._handler = handler
-        self._gen = gen
-        self._is_async = type(gen) is AsyncGeneratorType
-        self._done = False
-        handler._pending = deque()
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        pending = self._handler._pending
-        assert pending is not None
-        while not pending:
-            if self._done:
-                raise StopIteration
-            self._advance()
-        return pending.popleft()
-
-    def _advance(self) -> None:
-        handler = self._handler
-        try:
-            if self._is_async:
-                chunk = _async.run(self._gen.__anext__())
-            else:
-                chunk = next(self._gen)
-            if handler._finished:
-                raise RuntimeError("a streaming handler yielded after finish()")
-            if chunk is not None:
-                handler.write(chunk)
-            handler.flush()
-        except (StopIteration, StopAsyncIteration):
-            self._done = True
-            self._finish()
-        except Exception as exc:
-            self._done = True
-            self._close_gen()
-            handler._handle_request_exception(exc)
-
-    def _finish(self) -> None:
-        handler = self._handler
-        if handler._finished:
-            return
-        try:
-            handler.finish()
-        except Exception as exc:
-            handler._handle_request_exception(exc)
-
-    def _close_gen(self) -> None:
-        try:
-            if self._is_async:
-                _async.run(self._gen.aclose())
-            else:
-                self._gen.close()
-        except Exception:
-            app_log.error("Error closing the streaming method", exc_info=True)
-
-    def close(self) -> None:
-        """Called by the server when the response ends or the client disconnects."""
-        if not self._done:
-            self._done = True
-            self._close_gen()
-        self._handler._abandon()
-        self._handler.request._close()
 
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
