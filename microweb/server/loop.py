@@ -212,7 +212,7 @@ class Server:
 
     def _poll_forever(self) -> None:
         """One pool thread: take one ready event at a time and handle it right here."""
-        poll, conns, wake = self.epoll.poll, self._conns, self._wake_r
+        poll, conns, wake, lock = self.epoll.poll, self._conns, self._wake_r, self._lock
         while not self._exiting:
             try:
                 events = poll(None, 1)  # PERF: one event per thread keeps slow apps isolated
@@ -224,8 +224,10 @@ class Server:
                 conn = conns.get(fd)
                 if conn is not None:
                     if conn.__class__ is HTTPConnection:
-                        if conn.parked:
+                        with lock:  # the sweeper may be claiming it at this very moment
+                            claimed = conn.parked
                             conn.parked = False
+                        if claimed:
                             conn.on_readable()
                     else:
                         conn.on_event(mask)  # type: ignore[union-attr]
