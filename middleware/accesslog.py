@@ -10,21 +10,19 @@ they are escaped (no quote or control character reaches a text log line).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from . import keys
 from ._wsgi import (
-    ClosingIterator,
     ExcInfo,
     Headers,
     StartResponse,
@@ -64,6 +62,58 @@ def _request_path(environ: WSGIEnvironment) -> str:
     return f"{path}?{_escape(query)}" if query else path
 
 
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` (random, version 4, RFC 4122 variant) without the UUID object."""
+    # PERF: the UUID object and its checks cost twice the random bytes themselves.
+    n = int.from_bytes(os.urandom(16), "big")
+    n = (n & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    return f"{n:032x}"
+
+
+_CLF_TIME: list[tuple[int, str]] = [(-1, "")]
+
+
+def _clf_time(wall: float) -> str:
+    """``wall`` in the combined log format's local time, e.g. ``10/Oct/2000:13:55:36 -0700``."""
+    second = int(wall)
+    cached = _CLF_TIME[0]
+    if cached[0] != second:  # PERF: one strftime per second, not per request
+        cached = (second, time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(second)))
+        _CLF_TIME[0] = cached
+    return cached[1]
+
+
+class _Line:
+    """The text of a record, formatted only if a handler asks for it (``getMessage()``)."""
+
+    __slots__ = ("fields", "template")
+
+    def __init__(self, template: str, fields: dict[str, Any]) -> None:
+        self.template, self.fields = template, fields
+
+    def __str__(self) -> str:
+        return self.template.format(**self.fields)
+
+
+def _discarded(logger: logging.Logger) -> bool:
+    """True when only NullHandlers would see this logger's records (output switched off)."""
+    # PERF: then building a record is pointless; a filter or any other handler on the way,
+    # or no handler at all (logging's last resort prints), means the record is made.
+    found = 0
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return False
+        for handler in current.handlers:
+            if type(handler) is not logging.NullHandler:
+                return False
+            found += 1
+        if not current.propagate:
+            break
+        current = current.parent
+    return found > 0
+
+
 def level_for(status: int) -> int:
     """The tutorials' log_function levels: <400 info, <500 warning, else error."""
     if status < 400:
@@ -78,16 +128,79 @@ def _json_formatter() -> logging.Formatter:
 
 
 class _Request:
-    """Per-request measurements, turned into exactly one log record."""
+    """Per-request measurements, turned into exactly one log record.
 
-    def __init__(self, environ: WSGIEnvironment) -> None:
-        self.environ = environ
+    PERF: it is also the ``start_response`` wrapper and the body iterator (``close()`` once),
+    one small object instead of two closures, a generator and a ClosingIterator per request.
+    """
+
+    __slots__ = ("bytes", "environ", "exc_info", "iterator", "logged", "mw", "started",
+                 "started_response", "status", "upstream", "upstream_write", "wall",
+                 "iterable", "closed")
+
+    def __init__(self, mw: AccessLogMiddleware, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> None:
+        self.mw, self.environ, self.upstream = mw, environ, start_response
         self.started, self.wall = time.perf_counter(), time.time()
         self.status = 0
         self.bytes = 0
         self.exc_info: ExcInfo | None = None
         self.started_response = False
         self.logged = False
+        self.closed = False
+        self.upstream_write: Callable[[bytes], object] | None = None
+        self.iterable: Iterable[bytes] = ()
+        self.iterator: Iterator[bytes] = iter(())
+
+    def start_response(self, status: str, headers: Headers,
+                       exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+        headers = list(headers)
+        set_header(headers, self.mw.request_id_header, self.environ[keys.REQUEST_ID])
+        self.status = status_code(status)
+        self.upstream_write = (self.upstream(status, headers, exc_info) if exc_info is not None
+                               else self.upstream(status, headers))
+        self.started_response = True
+        return self.write
+
+    def write(self, data: bytes) -> object:
+        """The counting ``write`` callable handed to the app."""
+        self.bytes += len(data)
+        assert self.upstream_write is not None
+        return self.upstream_write(data)
+
+    def body(self, iterable: Iterable[bytes]) -> _Request:
+        self.iterable, self.iterator = iterable, iter(iterable)
+        return self
+
+    def __iter__(self) -> _Request:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self.iterator)
+        except StopIteration:
+            raise
+        except Exception:
+            self.exc_info = sys.exc_info()
+            self.status = self.status if self.started_response else 500
+            self.mw._emit(self)
+            raise
+        self.bytes += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the app's iterable, then log; once, and the record is written even if the
+        app's ``close()`` raises (that error is re-raised afterwards)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            close_iterable(self.iterable)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.mw._emit(self)
+            raise
+        self.mw._emit(self)
 
 
 class AccessLogMiddleware(Middleware):
@@ -163,33 +276,17 @@ class AccessLogMiddleware(Middleware):
         incoming = environ.get(self._environ_header, "")
         if self.trust_request_id and _REQUEST_ID_RE.match(incoming):
             return str(incoming)
-        return uuid.uuid4().hex
+        return _uuid4_hex()
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        state = _Request(environ)
+        state = _Request(self, environ, start_response)
         environ[keys.REQUEST_ID] = self.request_id(environ)
-
-        def logged_start_response(status: str, headers: Headers,
-                                  exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
-            headers = list(headers)
-            set_header(headers, self.request_id_header, environ[keys.REQUEST_ID])
-            state.status = status_code(status)
-            write = (start_response(status, headers, exc_info) if exc_info is not None
-                     else start_response(status, headers))
-            state.started_response = True
-
-            def counting_write(data: bytes) -> object:
-                state.bytes += len(data)
-                return write(data)
-            return counting_write
-
         try:
-            iterable = self.app(environ, logged_start_response)
+            iterable = self.app(environ, state.start_response)
         except Exception:
             return self._failed(state, start_response, sys.exc_info())
-        return ClosingIterator(self._count(iterable, state),
-                               [partial(close_iterable, iterable), partial(self._emit, state)])
+        return state.body(iterable)
 
     def _failed(self, state: _Request, start_response: StartResponse,
                 exc_info: ExcInfo) -> list[bytes]:
@@ -210,17 +307,6 @@ class AccessLogMiddleware(Middleware):
                               "Internal Server Error", [(self.request_id_header, rid)],
                               exc_info=exc_info)
 
-    def _count(self, iterable: Iterable[bytes], state: _Request) -> Iterator[bytes]:
-        try:
-            for chunk in iterable:
-                state.bytes += len(chunk)
-                yield chunk
-        except Exception:
-            state.exc_info = sys.exc_info()
-            state.status = state.status if state.started_response else 500
-            self._emit(state)
-            raise
-
     def fields(self, state: _Request) -> dict[str, Any]:
         """Every field of the record (also the keys of a custom format string)."""
         environ = state.environ
@@ -231,7 +317,7 @@ class AccessLogMiddleware(Middleware):
         return {
             "remote_addr": _escape(environ.get("REMOTE_ADDR") or "-"),
             "user": _escape(str(user)) if user not in (None, "") else "-",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(state.wall)),
+            "time": _clf_time(state.wall),
             "request_line": f"{method} {path} {protocol}",
             "method": method, "path": path, "protocol": protocol,
             "host": _escape(environ.get("HTTP_HOST", "")),
@@ -249,13 +335,25 @@ class AccessLogMiddleware(Middleware):
             return
         state.logged = True
         level = level_for(state.status or 500)
-        if not self.logger.isEnabledFor(level) or (
+        logger = self.logger
+        if not logger.isEnabledFor(level) or (
                 level == logging.INFO and state.environ.get("PATH_INFO") in self.skip_paths):
             return
+        if _discarded(logger):
+            return
         fields = self.fields(state)
+        message: object
         if self.format == "json":
             message = f"{fields['method']} {fields['path']} {fields['status']}"
         else:
-            message = self._template.format(**fields)
-        self.logger.log(level, "%s", message, exc_info=state.exc_info,
-                        extra={**fields, "access_log": id(self)})
+            message = _Line(self._template, fields)
+        # PERF: the record is made directly, as logging does with caller lookup switched off
+        # (logging._srcfile = None): walking the stack for the caller of this method would
+        # cost more than the record, and names this module's line anyway. The fields become
+        # attributes in one update instead of makeRecord's checked loop (their names are fixed
+        # and clash with no LogRecord attribute).
+        record = logger.makeRecord(logger.name, level, "(unknown file)", 0, "%s", (message,),
+                                   state.exc_info, "(unknown function)")
+        record.__dict__.update(fields)
+        record.access_log = id(self)
+        logger.handle(record)

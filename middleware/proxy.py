@@ -127,13 +127,11 @@ def parse_forwarded(value: str) -> list[Hop]:
     return hops
 
 
-def _x_forwarded_hops(environ: WSGIEnvironment) -> list[Hop]:
+def _x_forwarded_hops(for_: str, proto: str, host: str) -> list[Hop]:
     """X-Forwarded-For entries as hops; Proto/Host lists aligned from the right."""
-    fors = [v.strip() for v in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if v.strip()]
-    protos = [v.strip() for v in environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")
-              if v.strip()]
-    hosts = [v.strip() for v in environ.get("HTTP_X_FORWARDED_HOST", "").split(",")
-             if v.strip()]
+    fors = [v.strip() for v in for_.split(",") if v.strip()]
+    protos = [v.strip() for v in proto.split(",") if v.strip()]
+    hosts = [v.strip() for v in host.split(",") if v.strip()]
     hops = [Hop(f) for f in fors]
     # Proxies that overwrite rather than append leave a single value: it belongs to the
     # outermost trusted proxy we reach, so it is attached below by index from the right.
@@ -164,18 +162,31 @@ class ProxyMiddleware(Middleware):
         self.mode = mode
         self.forward_scheme = forward_scheme
         self.forward_host = forward_host
+        # PERF: a proxy sends the same few header values again and again; the walk over them
+        # (splitting, address parsing, network checks) is memoised per distinct values. The
+        # cache is bounded, so clients spraying new values only cost their own lookups.
+        self._walk = functools.lru_cache(maxsize=4096)(self._resolve_hops)
 
     def __repr__(self) -> str:
         return f"ProxyMiddleware(trusted={[str(n) for n in self.trusted.networks]!r})"
 
     def resolve(self, environ: WSGIEnvironment) -> tuple[str, str | None, str | None] | None:
         """(client address, scheme, host) per the trusted hops, or None to change nothing."""
-        if environ.get("REMOTE_ADDR", "") not in self.trusted:
+        remote = environ.get("REMOTE_ADDR", "")
+        if remote not in self.trusted:
             return None
         if self.mode == "forwarded":
-            hops = parse_forwarded(environ.get("HTTP_FORWARDED", ""))
+            return self._walk(environ.get("HTTP_FORWARDED", ""))
+        return self._walk(environ.get("HTTP_X_FORWARDED_FOR", ""),
+                          environ.get("HTTP_X_FORWARDED_PROTO", ""),
+                          environ.get("HTTP_X_FORWARDED_HOST", ""))
+
+    def _resolve_hops(self, *headers: str) -> tuple[str, str | None, str | None] | None:
+        """The walk over the forwarding headers' values (cached per distinct values)."""
+        if self.mode == "forwarded":
+            hops = parse_forwarded(headers[0])
         else:
-            hops = _x_forwarded_hops(environ)
+            hops = _x_forwarded_hops(*headers)
         client, proto, host = None, None, None
         for hop in reversed(hops):
             address = parse_ip(hop.for_)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from werkzeug.http import dump_cookie, parse_cookie
-
 from . import keys
+from ._cookies import cookie_pair, cookie_value
 from ._wsgi import Headers, WSGIApp, WSGIEnvironment
 from .base import Middleware
 from .signing import BadSignature, KeyRing, SecretSpec
@@ -26,11 +25,6 @@ __all__ = ["SALT_PREFIX", "SignedCookieMiddleware"]
 log = logging.getLogger("microweb.signedcookies")
 #: each cookie signs with its own salt, so a value cannot be replayed under another name
 SALT_PREFIX = "microweb.signed_cookie:"
-
-
-def _pair(name: str, value: str) -> str:
-    """``name=value`` quoted the way werkzeug quotes cookie values (ASCII on the wire)."""
-    return dump_cookie(name, value, path=None)
 
 
 class SignedCookieMiddleware(Middleware):
@@ -75,18 +69,20 @@ class SignedCookieMiddleware(Middleware):
 
     def process_request(self, environ: WSGIEnvironment) -> WSGIApp | None:
         verified: dict[str, str] = {}
-        kept: list[str] = []
-        for segment in environ.get("HTTP_COOKIE", "").split(";"):
-            name = segment.partition("=")[0].strip()
-            if not name or not self.covers(name):
-                if segment.strip():
-                    kept.append(segment.strip())
-                continue
-            value = self.verify(name, parse_cookie(segment).get(name, ""))
-            if value is not None:
-                verified.setdefault(name, value)
-                kept.append(_pair(name, value))
-        if "HTTP_COOKIE" in environ:
+        header = environ.get("HTTP_COOKIE")
+        if header:
+            kept: list[str] = []
+            names, prefix = self.names, self.prefix
+            for segment in header.split(";"):
+                name = segment.partition("=")[0].strip()
+                if not name or not (name in names or (prefix and name.startswith(prefix))):
+                    if text := segment.strip():
+                        kept.append(text)
+                    continue
+                value = self.verify(name, cookie_value(segment, name) or "")
+                if value is not None:
+                    verified.setdefault(name, value)
+                    kept.append(cookie_pair(name, value))
             environ["HTTP_COOKIE"] = "; ".join(kept)
         environ[keys.SIGNED_COOKIES] = verified
         return None
@@ -105,7 +101,7 @@ class SignedCookieMiddleware(Middleware):
         name = first.partition("=")[0].strip()
         if not name or not self.covers(name):
             return None
-        value = parse_cookie(first).get(name, "")
+        value = cookie_value(first, name)
         if not value:  # a deletion (empty value, expired): nothing worth signing
             return None
-        return _pair(name, self.sign(name, value)) + sep + attributes
+        return cookie_pair(name, self.sign(name, value)) + sep + attributes

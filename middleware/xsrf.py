@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
-from werkzeug.http import dump_cookie, parse_cookie, parse_options_header
+from werkzeug.http import dump_cookie, parse_options_header
 
 from . import keys
+from ._cookies import cookie_value
 from ._wsgi import (
     ClosingIterator,
     ExcInfo,
@@ -229,7 +230,7 @@ class XSRFMiddleware(Middleware):
                 return bytes.fromhex(value) if isinstance(value, str) and value else None
             except ValueError:
                 return None
-        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
+        cookie = cookie_value(environ.get("HTTP_COOKIE"), self.cookie_name)
         return unmask_xsrf_token(cookie)
 
     def _cookie(self, environ: WSGIEnvironment, token: bytes) -> str:

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from itsdangerous import BadSignature
-from werkzeug.http import dump_cookie, parse_cookie
+from werkzeug.http import dump_cookie
 
 from .. import keys
+from .._cookies import cookie_value
 from .._wsgi import (
     ClosingIterator,
     ExcInfo,
@@ -268,7 +269,7 @@ class SessionMiddleware(Middleware):
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         self.store.check_environ(environ)
-        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self.cookie_name)
+        cookie = cookie_value(environ.get("HTTP_COOKIE"), self.cookie_name)
         req = _Request(environ, cookie)
         req.session = Session(self._loader(req),
                               None if self.store.client_side else new_session_id)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+import weakref
 from pathlib import Path
 
 from .base import Store, StoreUnavailable
@@ -32,10 +31,33 @@ CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);
 _PURGE_BATCH = 500
 
 
+def _after_fork_reset(store: SQLiteStore) -> None:
+    """In a forked child, no purge thread of the parent is running (it did not survive)."""
+    ref = weakref.ref(store)
+
+    def reset() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._purging = False
+
+    os.register_at_fork(after_in_child=reset)
+
+
+class _Held:
+    """One thread's connection (a weakly tracked holder, so ``close()`` reaches them all)."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn: sqlite3.Connection | None = conn
+        self.pid = os.getpid()
+
+
 class SQLiteStore(Store):
     """Sessions in the SQLite file ``path`` (created with its table on first use).
 
-    ``path`` may also be an SQLite URI (``file:/srv/sessions.db?mode=ro``...).
+    ``path`` may also be an SQLite URI (``file:/srv/sessions.db?mode=ro``...). Each thread
+    uses its own connection (``pool_size`` is accepted for compatibility and unused).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, table: str = "sessions",
@@ -46,13 +68,22 @@ class SQLiteStore(Store):
         self.table = table
         self.timeout = timeout
         self.purge_interval = purge_interval
-        self._pool_size = pool_size
         self._lock = threading.Lock()
-        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._pid = os.getpid()
+        # PERF: a connection per thread, found with one attribute lookup: a shared pool costs
+        # two queue locks and a context manager per query (~6 µs of a ~10 µs read).
+        self._local = threading.local()
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._schema_ready = False
         self._next_purge = time.monotonic() + purge_interval
         self._purging = False
+        # resolved once: the statement text is also sqlite3's prepared-statement cache key
+        self._select = f"SELECT data, expires FROM {table} WHERE id = ?"
+        self._upsert = f"INSERT OR REPLACE INTO {table} (id, data, expires) VALUES (?, ?, ?)"
+        self._delete = f"DELETE FROM {table} WHERE id = ?"
+        self._touch = f"UPDATE {table} SET expires = ? WHERE id = ?"
+        self._purge = (f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+                       "WHERE expires <= ? LIMIT ?)")
+        _after_fork_reset(self)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -76,77 +107,74 @@ class SQLiteStore(Store):
         conn.executescript(_SCHEMA.format(table=self.table))
         self._schema_ready = True
 
-    def _reset_after_fork(self) -> None:
-        """A forked worker must not share the parent's connections: start a fresh pool."""
-        if os.getpid() != self._pid:
-            with self._lock:
-                if os.getpid() != self._pid:
-                    self._pool = queue.LifoQueue()
-                    self._pid = os.getpid()
-                    self._purging = False
-
-    @contextlib.contextmanager
-    def _connection(self, operation: str) -> Iterator[sqlite3.Connection]:
-        self._reset_after_fork()
-        conn = None
+    def _conn(self, operation: str) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again after a fork or close)."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and held.conn is not None and held.pid == os.getpid():
+            return held.conn
         try:
-            try:
-                conn = self._pool.get_nowait()
-            except queue.Empty:
-                conn = self._connect()
-            yield conn
+            conn = self._connect()
         except sqlite3.Error as exc:
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-                conn = None
             raise StoreUnavailable(self, operation, exc) from exc
-        finally:
-            if conn is not None:
-                if self._pool.qsize() < self._pool_size:
-                    self._pool.put(conn)
-                else:
-                    conn.close()
+        # A forked worker never reuses the parent's connection: it opens its own here.
+        self._local.held = held = _Held(conn)
+        with self._lock:
+            self._held.add(held)
+        return conn
+
+    def _failed(self, operation: str, exc: sqlite3.Error) -> StoreUnavailable:
+        """Drop this thread's (possibly broken) connection; the error to raise."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and held.conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                held.conn.close()
+            held.conn = None
+        return StoreUnavailable(self, operation, exc)
+
+    def _write(self, operation: str, sql: str, params: tuple[object, ...]) -> None:
+        conn = self._conn(operation)
+        try:
+            conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._failed(operation, exc) from exc
 
     # -- the Store contract ------------------------------------------------------------------
 
     def load(self, sid: str) -> tuple[bytes, float] | None:
-        with self._connection("load") as conn:
-            row = conn.execute(f"SELECT data, expires FROM {self.table} WHERE id = ?",
-                               (sid,)).fetchone()
+        conn = self._conn("load")
+        try:
+            row = conn.execute(self._select, (sid,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("load", exc) from exc
         self._maybe_purge()
         if row is None or row[1] <= time.time():
             return None
         return bytes(row[0]), float(row[1])
 
     def save(self, sid: str, data: bytes, ttl: int) -> None:
-        with self._connection("save") as conn:
-            conn.execute(f"INSERT OR REPLACE INTO {self.table} (id, data, expires) "
-                         "VALUES (?, ?, ?)", (sid, data, time.time() + ttl))
+        self._write("save", self._upsert, (sid, data, time.time() + ttl))
         self._maybe_purge()
 
     def delete(self, sid: str) -> None:
-        with self._connection("delete") as conn:
-            conn.execute(f"DELETE FROM {self.table} WHERE id = ?", (sid,))
+        self._write("delete", self._delete, (sid,))
 
     def touch(self, sid: str, ttl: int) -> None:
-        with self._connection("touch") as conn:
-            conn.execute(f"UPDATE {self.table} SET expires = ? WHERE id = ?",
-                         (time.time() + ttl, sid))
+        self._write("touch", self._touch, (time.time() + ttl, sid))
 
     # -- purging -----------------------------------------------------------------------------
 
     def purge_expired(self) -> int:
         """Delete expired rows in small batches (each a short write lock); returns the count."""
         removed = 0
-        with self._connection("purge") as conn:
+        conn = self._conn("purge")
+        try:
             while True:
-                cur = conn.execute(
-                    f"DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table} "
-                    "WHERE expires <= ? LIMIT ?)", (time.time(), _PURGE_BATCH))
+                cur = conn.execute(self._purge, (time.time(), _PURGE_BATCH))
                 removed += cur.rowcount
                 if cur.rowcount < _PURGE_BATCH:
                     return removed
+        except sqlite3.Error as exc:
+            raise self._failed("purge", exc) from exc
 
     def _maybe_purge(self) -> None:
         now = time.monotonic()
@@ -169,8 +197,12 @@ class SQLiteStore(Store):
             self._purging = False
 
     def close(self) -> None:
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                return
+        """Close every thread's connection (a thread that uses the store again reopens)."""
+        with self._lock:
+            held = list(self._held)
+            self._held.clear()
+        for one in held:
+            conn, one.conn = one.conn, None
+            if conn is not None and one.pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
