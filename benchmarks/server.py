@@ -185,8 +185,8 @@ def wrk(port: int, conns: int, duration: float, close: bool, pin: bool) -> dict[
     out = subprocess.run(_pin(argv, "1") if pin else argv, capture_output=True, text=True,
                          timeout=duration + 60).stdout
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out) or 0.0)
-    p50 = _ms(_find(r"50%\s+(\S+)", out))
-    p99 = _ms(_find(r"99%\s+(\S+)", out))
+    p50 = _ms(_find(r"(?m)^\s+50%\s+(\S+)", out))  # the Latency Distribution rows
+    p99 = _ms(_find(r"(?m)^\s+99%\s+(\S+)", out))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p50": p50, "p99": p99,
