@@ -45,3 +45,24 @@ def test_docs_settings_table_is_generated_from_the_table():
     text = (ROOT / "docs" / "server.md").read_text()
     table = text.split("<!-- settings:begin -->\n")[1].split("<!-- settings:end -->")[0]
     assert table == markdown_table()
+
+
+def test_console_script_usage_and_unknown_command(capsys):
+    from microweb.cli import main
+
+    assert main([]) == 2
+    assert "microweb serve module:attr" in capsys.readouterr().out
+    assert main(["bogus"]) == 2
+    assert "unknown command 'bogus'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_serve_command_needs_an_app(capsys):
+    from microweb.server.command import main
+
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "module:attribute" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["x:app", "--workers", "0"])
