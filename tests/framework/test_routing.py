@@ -355,3 +355,28 @@ def test_exception_in_set_default_headers_is_a_plain_500(logs: Any) -> None:
     response = lint_client(web.Application([("/", Broken)])).get("/", status=500)
     assert "header bug" not in response.text
     assert len([r for r in app_log.records if r.exc_info]) == 1
+
+
+def test_compiled_lookup_agrees_with_linear_scan_on_generated_tables() -> None:
+    """Seeded random tables of literal, regex, optional and alternation rules."""
+    import random
+    import re
+
+    rng = random.Random(20240601)
+    words = ["a", "b", "api", "v1", "users", "x.y", "me"]
+    pieces = [r"([0-9]+)", r"(\w+)", r"[^/]+", r".*", r"(?:x|y)", r"b?", r"[a-z]+\.?"]
+
+    def segment() -> str:
+        return rng.choice([re.escape(rng.choice(words)), rng.choice(pieces)])
+
+    for _ in range(30):
+        patterns = ["/" + "/".join(segment() for _ in range(rng.randint(0, 3)))
+                    for _ in range(rng.randint(1, 25))]
+        rules = RuleSet([(p, EchoHandler, {"n": n}) for n, p in enumerate(patterns)])
+        for _ in range(40):
+            path = "/" + "/".join(rng.choice(words + ["7", "xyz", "", "x"])
+                                  for _ in range(rng.randint(0, 4)))
+            expected = next((n for n, p in enumerate(patterns) if re.fullmatch(p, path)), None)
+            found = rules.find(path)
+            assert (None if found is None else found[0].kwargs["n"]) == expected, (patterns,
+                                                                                   path)
