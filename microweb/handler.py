@@ -25,6 +25,7 @@ from functools import cached_property
 from html import escape
 from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import quote
 
 from middleware.keys import REQUEST_ID, SESSION
 
@@ -56,6 +57,7 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
 _REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
 _sha1 = hashlib.sha1  # ETags are not a security feature
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 def _unimplemented_method(self: RequestHandler, *args: Any, **kwargs: Any) -> None:
     raise HTTPError(405)
@@ -392,6 +394,8 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             status = 301 if permanent else 302
         elif not 300 <= status <= 399:
             raise ValueError(f"redirect status must be 3xx, not {status}")
+        if not url.isascii():  # an IRI: percent-encode it as a browser would
+            url = quote(url, safe=_URL_SAFE)
         self.set_status(status)
         self.set_header("Location", url)
         self.finish()

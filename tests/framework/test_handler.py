@@ -642,3 +642,14 @@ def test_addslash_and_removeslash_redirect_like_tornado() -> None:
     assert client.get("/rm/?q=2", status=301).headers["Location"] == "/rm?q=2"
     assert client.get("/rm").text == "without slash"
     assert client.get("/").text == "without slash"
+
+
+def test_redirect_encodes_non_ascii_and_refuses_header_injection() -> None:
+    class R(web.RequestHandler):
+        def get(self) -> None:
+            self.redirect(self.get_argument("to"))
+
+    client = lint_client(web.Application([("/", R)]), lint=False)
+    response = client.get("/?to=/caf%C3%A9?q=%C3%BC", status=302)
+    assert response.headers["Location"] == "/caf%C3%A9?q=%C3%BC"
+    client.get("/?to=/x%0D%0ASet-Cookie:%20a=1", status=500)
