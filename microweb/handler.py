@@ -375,9 +375,14 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         self._headers_written = True
 
     def _after_finish(self) -> None:
-        self.application.log_request(self)
-        if request_finished.receivers:
-            request_finished.send(self)
+        """Log the request, signal it and run on_finish; a failure in one is logged only."""
+        try:
+            self.application.log_request(self)
+            if request_finished.receivers:
+                request_finished.send(self)
+        except Exception:
+            app_log.error("Exception logging or signalling %s", self._request_summary(),
+                          exc_info=True)
         try:
             result = self.on_finish()
             if result is not None:

@@ -653,3 +653,22 @@ def test_redirect_encodes_non_ascii_and_refuses_header_injection() -> None:
     response = client.get("/?to=/caf%C3%A9?q=%C3%BC", status=302)
     assert response.headers["Location"] == "/caf%C3%A9?q=%C3%BC"
     client.get("/?to=/x%0D%0ASet-Cookie:%20a=1", status=500)
+
+
+def test_a_failing_log_function_does_not_skip_on_finish(logs: Any) -> None:
+    finished: list[bool] = []
+
+    class H(web.RequestHandler):
+        def get(self) -> None:
+            self.write("x")
+
+        def on_finish(self) -> None:
+            finished.append(True)
+
+    def broken(handler: Any) -> None:
+        raise RuntimeError("log sink down")
+
+    app_log = logs("microweb.application")
+    assert client_for(("/", H), log_function=broken).get("/").text == "x"
+    assert finished == [True]
+    assert app_log.messages() == ["Exception logging or signalling GET / ()"]
