@@ -345,12 +345,16 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         headers = self._headers
         if (self._status_code == 200 and "Etag" not in headers
                 and self.request.method in _ETAG_METHODS):
-            etag = self.compute_etag()
-            if etag is not None:
-                headers["Etag"] = convert_header_value(etag)
-                if "HTTP_IF_NONE_MATCH" in self.request.environ and self.check_etag_header():
-                    self._write_buffer = []
-                    self.set_status(304)
+            if type(self).set_etag_header is RequestHandler.set_etag_header:
+                etag = self.compute_etag()  # PERF: the inlined default set_etag_header
+                if etag is not None:
+                    headers["Etag"] = convert_header_value(etag)
+            else:
+                self.set_etag_header()
+            if ("Etag" in headers and "HTTP_IF_NONE_MATCH" in self.request.environ
+                    and self.check_etag_header()):
+                self._write_buffer = []
+                self.set_status(304)
         code = self._status_code
         if code in (204, 304) or code < 200:
             if any(self._write_buffer):

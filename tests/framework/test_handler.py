@@ -672,3 +672,16 @@ def test_a_failing_log_function_does_not_skip_on_finish(logs: Any) -> None:
     assert client_for(("/", H), log_function=broken).get("/").text == "x"
     assert finished == [True]
     assert app_log.messages() == ["Exception logging or signalling GET / ()"]
+
+
+def test_overridden_set_etag_header_is_used() -> None:
+    class Weak(web.RequestHandler):
+        def set_etag_header(self) -> None:
+            self.set_header("Etag", 'W/"v1"')
+
+        def get(self) -> None:
+            self.write("body")
+
+    client = client_for(("/", Weak))
+    assert client.get("/").headers["Etag"] == 'W/"v1"'
+    client.get("/", headers={"If-None-Match": '"v1"'}, status=304)
