@@ -27,6 +27,8 @@ from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackTyp
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
+from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
+
 from middleware.keys import REQUEST_ID, SESSION
 
 from . import _async
@@ -498,7 +500,11 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
             if not self._finished:
                 self.finish(*exc.args)
             return
-        exc_info = sys.exc_info()
+        exc_info: Any = sys.exc_info()
+        if isinstance(exc, WerkzeugHTTPException) and exc.code is not None:
+            # werkzeug's helpers (limited streams, headers[...]) speak HTTP errors too
+            exc = HTTPError(exc.code, "%s", exc.description)
+            exc_info = (HTTPError, exc, exc_info[2])
         try:
             self.log_exception(*exc_info)
         except Exception:

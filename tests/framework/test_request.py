@@ -351,3 +351,33 @@ def test_invalid_content_length_reads_nothing() -> None:
     app = web.Application([("/", Body)])
     status, body = call_raw(app, CONTENT_LENGTH="12abc", **{"wsgi.input": io.BytesIO(b"x")})
     assert json.loads(body) == {"size": 0}
+
+
+def test_request_stream_reads_in_pieces_within_limits() -> None:
+    class Copy(web.RequestHandler):
+        def post(self) -> None:
+            sizes = []
+            while chunk := self.request.stream.read(1000):
+                sizes.append(len(chunk))
+            self.write({"sizes": sizes})
+
+    app = web.Application([("/", Copy)], max_body_size=2500)
+    status, body = call_raw(app, CONTENT_LENGTH="2100", **{"wsgi.input": io.BytesIO(b"z" * 3000)})
+    assert json.loads(body) == {"sizes": [1000, 1000, 100]}
+    status, body = call_raw(app, CONTENT_LENGTH="", **{"wsgi.input_terminated": True,
+                                                     "wsgi.input": io.BytesIO(b"z" * 3000)})
+    assert status.startswith("413")
+
+
+def test_werkzeug_http_errors_keep_their_status(logs: Any) -> None:
+    from werkzeug.exceptions import abort
+
+    class Aborts(web.RequestHandler):
+        def get(self) -> None:
+            abort(int(self.get_argument("code")))
+
+    app_log = logs("microweb.application")
+    client = lint_client(web.Application([("/", Aborts)]))
+    assert "404: Not Found" in client.get("/?code=404", status=404).text
+    client.get("/?code=418", status=418)
+    assert {r.levelname for r in app_log.records} == {"WARNING"}
