@@ -76,7 +76,7 @@ class KeyRing:
     ``{version: key}`` where ``key_version`` picks the signing key (default: the highest).
     """
 
-    __slots__ = ("_keys", "_macs", "_signers", "_stamp")
+    __slots__ = ("_keys", "_macs", "_signers", "_stamp", "_verified")
 
     def __init__(self, secret: SecretSpec, key_version: int | None = None) -> None:
         if isinstance(secret, KeyRing):
@@ -89,6 +89,7 @@ class KeyRing:
         self._signers: dict[str, tuple[TimestampSigner, ...]] = {}
         self._macs: dict[str, tuple[Any, ...]] = {}
         self._stamp: tuple[int, bytes] = (0, b"")
+        self._verified: dict[tuple[str, str | bytes], tuple[bytes, int, bytes, bool]] = {}
 
     @classmethod
     def coerce(cls, secret: SecretSpec, key_version: int | None = None) -> KeyRing:
@@ -152,15 +153,30 @@ class KeyRing:
         Raises ``BadSignature`` when tampered or dated in the future, ``SignatureExpired``
         (a subclass) when older than ``max_age`` seconds.
         """
-        value, old_key = self._verify(signed, salt, max_age)
+        # PERF: a client sends the same signed cookie on every request; what an exact string
+        # verified to is remembered (bounded), so a repeat costs a dict lookup and the age
+        # check (re-done every time: it depends on the clock). Only byte-identical strings
+        # hit, and the lookup compares full strings, so nothing about other values leaks.
+        cache_key = (salt, signed)
+        hit = self._verified.get(cache_key)
+        if hit is not None:
+            _check_age(hit[0], hit[1], max_age)
+            return hit[2], hit[3]
+        value, old_key, signed_at = self._verify(signed, salt, max_age)
         try:
-            return _b64decode(value), old_key
+            plain = _b64decode(value)
         except ValueError as exc:  # only reachable with a valid signature: a leaked key
             raise BadSignature("signed value is not base64") from exc
+        if signed_at is not None:
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[cache_key] = (value, signed_at, plain, old_key)
+        return plain, old_key
 
     def _verify(self, signed: str | bytes, salt: str, max_age: float | None
-                ) -> tuple[bytes, bool]:
-        """Check the signature (newest key first) and the timestamp's age."""
+                ) -> tuple[bytes, bool, int | None]:
+        """Check the signature (newest key first) and the timestamp's age: (value, signed with
+        an older key, the timestamp when checked here; None when itsdangerous checked it)."""
         if isinstance(signed, str):
             signed = signed.encode("utf-8")
         # PERF: the canonical form our own sign() produces is checked with the pre-keyed HMACs
@@ -177,8 +193,8 @@ class KeyRing:
                     if signed_at is None:
                         break
                     _check_age(value, signed_at, max_age)
-                    return value, index > 0
-        return self._verify_slow(signed, salt, max_age)
+                    return value, index > 0, signed_at
+        return (*self._verify_slow(signed, salt, max_age), None)
 
     def _verify_slow(self, signed: bytes, salt: str, max_age: float | None
                      ) -> tuple[bytes, bool]:
@@ -201,7 +217,7 @@ class KeyRing:
     def loads(self, s: str | bytes, *, salt: str, max_age: float | None = None
               ) -> tuple[Any, bool]:
         """Reverse of :meth:`dumps`; same error contract as :meth:`unsign`."""
-        payload, old_key = self._verify(s, salt, max_age)
+        payload, old_key, _ = self._verify(s, salt, max_age)
         try:
             return _PAYLOAD.load_payload(payload), old_key
         except BadPayload as exc:  # signed by us yet undecodable: treat as forged
@@ -222,6 +238,9 @@ def _b64decode(data: bytes) -> bytes:
     """Reverse of :func:`_b64encode`, lenient like itsdangerous (raises ``binascii.Error``)."""
     return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
 
+
+#: How many verified strings a KeyRing remembers (then it starts over: bounded memory).
+_VERIFIED_MAX = 4096
 
 #: The latest timestamp we accept as such (year 9999); later ones go the slow way.
 _MAX_STAMP = 253402300799

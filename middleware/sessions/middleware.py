@@ -55,10 +55,25 @@ _UNSAVABLE = ("500 Internal Server Error",
               b"500 Internal Server Error: the session could not be saved.\n")
 
 
+class _Outcome:
+    """What must replace the app's response, shared by the request and the session's loader.
+
+    PERF: the loader holds this, not the request: a loader holding the request would make a
+    reference cycle (environ -> session -> loader -> request -> environ) that only the cyclic
+    garbage collector frees, for every request.
+    """
+
+    __slots__ = ("replacement",)
+
+    def __init__(self) -> None:
+        #: (status, body) that replaces the app's response after a store or save failure
+        self.replacement: tuple[str, bytes] | None = None
+
+
 class _Request:
     """Per-request state (the middleware instance itself holds configuration only)."""
 
-    __slots__ = ("cookie", "cookies", "environ", "replacement", "session", "started")
+    __slots__ = ("cookie", "cookies", "environ", "outcome", "session", "started")
 
     session: Session
 
@@ -68,8 +83,11 @@ class _Request:
         self.started = False
         #: the Set-Cookie values of the commit (None until the session is committed)
         self.cookies: list[str] | None = None
-        #: (status, body) that replaces the app's response after a store or save failure
-        self.replacement: tuple[str, bytes] | None = None
+        self.outcome = _Outcome()
+
+    @property
+    def replacement(self) -> tuple[str, bytes] | None:
+        return self.outcome.replacement
 
 
 class SessionMiddleware(Middleware):
@@ -131,18 +149,18 @@ class SessionMiddleware(Middleware):
         sid = raw.decode("ascii", "replace")
         return sid if SESSION_ID_RE.fullmatch(sid) else None
 
-    def _loader(self, req: _Request) -> Callable[[Session], None]:
+    def _loader(self, cookie: str | None, outcome: _Outcome) -> Callable[[Session], None]:
         def load(session: Session) -> None:
             if self.store.client_side:
-                self._load_from_cookie(req, session)
+                self._load_from_cookie(cookie, session)
                 return
-            sid = self._read_sid(req.cookie)
+            sid = self._read_sid(cookie)
             try:
                 record = self.store.load(sid) if sid else None
             except StoreUnavailable as exc:
                 # Remembered here, so even an app that turns the error into its own 500 page
                 # answers 503; re-raised so the app does not carry on without its session.
-                self._fail(req, exc)
+                self._fail(outcome, exc)
                 raise
             if record is None:
                 session._fill(None, {}, None, None)
@@ -154,10 +172,10 @@ class SessionMiddleware(Middleware):
                 session._fill(sid, data, record[0], record[1])
         return load
 
-    def _load_from_cookie(self, req: _Request, session: Session) -> None:
+    def _load_from_cookie(self, cookie: str | None, session: Session) -> None:
         assert isinstance(self.store, CookieStore)
-        raw = (self.store.decode(req.cookie, self.keyring, self.salt, self.max_age)
-               if req.cookie else None)
+        raw = (self.store.decode(cookie, self.keyring, self.salt, self.max_age)
+               if cookie else None)
         data = self._decode(raw, None) if raw is not None else None
         if data is None:
             session._fill(None, {}, None, None)
@@ -233,18 +251,19 @@ class SessionMiddleware(Middleware):
 
     # -- the WSGI flow -----------------------------------------------------------------------
 
-    def _fail(self, req: _Request, exc: BaseException) -> None:
+    def _fail(self, target: _Request | _Outcome, exc: BaseException) -> None:
         """Remember that the response must be replaced, and log why (naming the store)."""
-        if req.replacement is not None:
+        outcome = target.outcome if isinstance(target, _Request) else target
+        if outcome.replacement is not None:
             return
         if isinstance(exc, StoreUnavailable):
             log.error("session store unavailable: %s", exc.description,
                       extra={"session_store": exc.store_name})
-            req.replacement = _UNAVAILABLE
+            outcome.replacement = _UNAVAILABLE
         else:
             log.error("session could not be saved in %s: %s", self.store, exc,
                       exc_info=exc)
-            req.replacement = _UNSAVABLE
+            outcome.replacement = _UNSAVABLE
 
     def _start(self, req: _Request, start_response: StartResponse) -> StartResponse:
         def session_start_response(status: str, headers: Headers,
@@ -271,7 +290,7 @@ class SessionMiddleware(Middleware):
         self.store.check_environ(environ)
         cookie = cookie_value(environ.get("HTTP_COOKIE"), self.cookie_name)
         req = _Request(environ, cookie)
-        req.session = Session(self._loader(req),
+        req.session = Session(self._loader(cookie, req.outcome),
                               None if self.store.client_side else new_session_id)
         environ[keys.SESSION] = req.session
         hooked = self._start(req, start_response)
@@ -290,6 +309,11 @@ class SessionMiddleware(Middleware):
             close_iterable(body)
             return [req.replacement[1]]
         if req.session.loaded:
+            if type(body) is list:
+                # PERF: a list is complete: nothing can touch the session during iteration, so
+                # check now and hand the list on (outer layers keep their whole-body paths).
+                self._after(req)
+                return body
             return ClosingIterator(body, [lambda: self._after(req)])
         return body  # PERF: untouched session: the app's iterable (and file_wrapper) as is
 

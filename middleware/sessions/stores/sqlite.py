@@ -31,6 +31,17 @@ CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);
 _PURGE_BATCH = 500
 
 
+#: Bumped in every forked child: a connection opened in another generation is the parent's.
+_GENERATION = [0]
+
+
+def _next_generation() -> None:
+    _GENERATION[0] += 1
+
+
+os.register_at_fork(after_in_child=_next_generation)
+
+
 def _after_fork_reset(store: SQLiteStore) -> None:
     """In a forked child, no purge thread of the parent is running (it did not survive)."""
     ref = weakref.ref(store)
@@ -46,11 +57,11 @@ def _after_fork_reset(store: SQLiteStore) -> None:
 class _Held:
     """One thread's connection (a weakly tracked holder, so ``close()`` reaches them all)."""
 
-    __slots__ = ("__weakref__", "conn", "pid")
+    __slots__ = ("__weakref__", "conn", "generation")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn: sqlite3.Connection | None = conn
-        self.pid = os.getpid()
+        self.generation = _GENERATION[0]
 
 
 class SQLiteStore(Store):
@@ -110,7 +121,9 @@ class SQLiteStore(Store):
     def _conn(self, operation: str) -> sqlite3.Connection:
         """This thread's connection, opened on first use (and again after a fork or close)."""
         held: _Held | None = getattr(self._local, "held", None)
-        if held is not None and held.conn is not None and held.pid == os.getpid():
+        # PERF: a fork is noticed by a generation number bumped in the child, not a getpid()
+        # system call per query.
+        if held is not None and held.conn is not None and held.generation == _GENERATION[0]:
             return held.conn
         try:
             conn = self._connect()
@@ -203,6 +216,6 @@ class SQLiteStore(Store):
             self._held.clear()
         for one in held:
             conn, one.conn = one.conn, None
-            if conn is not None and one.pid == os.getpid():
+            if conn is not None and one.generation == _GENERATION[0]:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
