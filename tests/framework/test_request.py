@@ -381,3 +381,15 @@ def test_werkzeug_http_errors_keep_their_status(logs: Any) -> None:
     assert "404: Not Found" in client.get("/?code=404", status=404).text
     client.get("/?code=418", status=418)
     assert {r.levelname for r in app_log.records} == {"WARNING"}
+
+
+def test_host_fallbacks_and_ipv6() -> None:
+    info = client().get("/info", headers={"Host": "[::1]:8443"}).json
+    assert info["host"] == "[::1]:8443" and info["host_name"] == "[::1]"
+    status, body = call_raw(web.Application([("/", Info)]), REQUEST_METHOD="GET", HTTP_HOST="",
+                            SERVER_NAME="srv.local", SERVER_PORT="8080")
+    assert json.loads(body)["host"] == "srv.local:8080"
+    status, body = call_raw(web.Application([("/", Info)]), REQUEST_METHOD="GET", HTTP_HOST="",
+                            SERVER_NAME="srv.local", SERVER_PORT="443",
+                            **{"wsgi.url_scheme": "https"})
+    assert json.loads(body)["full_url"] == "https://srv.local/"

@@ -380,3 +380,17 @@ def test_compiled_lookup_agrees_with_linear_scan_on_generated_tables() -> None:
             found = rules.find(path)
             assert (None if found is None else found[0].kwargs["n"]) == expected, (patterns,
                                                                                    path)
+
+
+def test_reverse_url_quotes_non_ascii_and_round_trips() -> None:
+    app = web.Application([web.url(r"/tag/([^/]+)", EchoHandler, name="tag")])
+    path = app.reverse_url("tag", "café au lait")
+    assert path == "/tag/caf%C3%A9%20au%20lait"
+    assert lint_client(app).get(path).json["args"] == ["café au lait"]
+
+
+def test_ipv6_host_header_matches_host_rules() -> None:
+    app = web.Application([("/", EchoHandler)])
+    app.add_handlers(r"\[::1\]", [("/", OtherHandler)])
+    response = lint_client(app).get("/", headers={"Host": "[::1]:8080"})
+    assert response.json["handler"] == "OtherHandler"
