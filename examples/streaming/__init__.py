@@ -1,7 +1,7 @@
 """Streaming request and response bodies with bounded memory.
 
-- ``PUT /files/<name>``: the raw body is read from ``wsgi.input`` in 64 KiB chunks, hashed
-  and written to disk as it arrives (never held whole); ``max_upload`` answers 413.
+- ``PUT /files/<name>``: the raw body is read from ``request.stream`` in 64 KiB chunks,
+  hashed and written to disk as it arrives (never held whole); ``max_upload`` answers 413.
 - ``POST /upload``: a multipart upload; werkzeug spools big files to a temporary file and
   ``request.files[...][0].save()`` copies it without loading it into memory.
 - ``GET /files/<name>``: a generator handler; each yielded chunk is sent at once.
@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from werkzeug.wsgi import get_input_stream
-
 import microweb as web
 
 __all__ = ["application", "make_app"]
@@ -41,21 +39,27 @@ class FileHandler(web.RequestHandler):
         length = self.request.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.max_upload:
             raise web.HTTPError(413, "upload of %s bytes refused", length)
-        digest, size = hashlib.sha256(), 0
-        stream = get_input_stream(self.request.environ, max_content_length=self.max_upload)
         partial = self.folder / f".{name}.part"
-        with open(partial, "wb") as out:
+        try:
+            size, digest = self._receive(partial)
+            partial.replace(self.folder / name)  # readers never see half a file
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        self.set_status(201)
+        self.write({"name": name, "size": size, "sha256": digest})
+
+    def _receive(self, path: Path) -> tuple[int, str]:
+        """Copy ``request.stream`` to ``path`` chunk by chunk; (size, sha256 hex)."""
+        digest, size, stream = hashlib.sha256(), 0, self.request.stream
+        with open(path, "wb") as out:
             while chunk := stream.read(CHUNK):
                 size += len(chunk)
                 if size > self.max_upload:  # chunked bodies have no Content-Length
-                    out.close()
-                    partial.unlink()
                     raise web.HTTPError(413, "upload over %d bytes refused", self.max_upload)
                 digest.update(chunk)
                 out.write(chunk)
-        partial.replace(self.folder / name)  # readers never see half a file
-        self.set_status(201)
-        self.write({"name": name, "size": size, "sha256": digest.hexdigest()})
+        return size, digest.hexdigest()
 
     def get(self, name: str) -> Iterator[bytes]:
         path = self.folder / name

@@ -86,3 +86,19 @@ def test_ticks_arrive_one_by_one_before_the_response_ends():
                     break
                 rest += chunk
     assert b"tick 1" in rest and b"tick 2" in rest
+
+
+def test_chunked_upload_over_the_limit_is_refused_midway(tmp_path):
+    port = free_port()
+    code = ("import examples.streaming as s; from microweb.server import serve; "
+            f"serve(s.make_app({str(tmp_path)!r}, max_upload=100_000), host='127.0.0.1', "
+            f"port={port})")
+    with spawn([PYTHON, "-c", code], port=port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("PUT", "/files/toobig.bin", body=iter([b"x" * 50_000] * 5),
+                     encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+        res = conn.getresponse()
+        res.read()
+        conn.close()
+    assert res.status == 413
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a partial one
