@@ -54,12 +54,10 @@ def test_session_in_open_and_on_message(port: int) -> None:
         _check_session_socket(port, xsrf=False)
 
 
-@LAZY_START_RESPONSE
 def test_session_behind_the_full_stack(stacked: support.Spawned) -> None:
     _check_session_socket(stacked.port, xsrf=True)
 
 
-@LAZY_START_RESPONSE
 def test_forwarded_origin_check_behind_a_trusted_proxy(stacked: support.Spawned) -> None:
     """Behind nginx the browser's Origin names the public host, which ProxyMiddleware
     restores from X-Forwarded-Host before check_origin compares them."""
