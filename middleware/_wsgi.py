@@ -114,6 +114,11 @@ def header(headers: Headers, name: str) -> str | None:
 def remove_header(headers: Headers, name: str) -> None:
     """Remove every ``name`` header from the list, in place."""
     lname = name.lower()
+    for key, _ in headers:
+        if key.lower() == lname:
+            break
+    else:
+        return  # PERF: usually absent: no new list
     headers[:] = [(k, v) for k, v in headers if k.lower() != lname]
 
 

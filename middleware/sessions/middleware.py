@@ -216,6 +216,10 @@ class SessionMiddleware(Middleware):
             if session.sid is not None and not session.fresh:  # emptied: forget it
                 self.store.delete(session.sid)
             return [self._cookie(req.environ, "", expire=True)] if req.cookie else []
+        if (not self.store.client_side and session.sid is not None and not session.fresh
+                and not session.modified and session._unchanged()):
+            # PERF: read-only request with plain values: nothing to serialize and compare
+            return self._refresh(req) if self._needs_refresh(session) else []
         raw = self.serializer.dumps(data)
         if self.store.client_side:
             return self._commit_cookie(req, raw)
@@ -227,10 +231,17 @@ class SessionMiddleware(Middleware):
         elif session.modified or raw != session._original:
             self.store.save(session.sid, raw, self.max_age)
         elif self._needs_refresh(session):
-            self.store.touch(session.sid, self.max_age)
+            return self._refresh(req)
         else:
             return []
         return [self._cookie(req.environ, self.keyring.sign(session.sid, salt=self.salt))]
+
+    def _refresh(self, req: _Request) -> list[str]:
+        """Extend an unchanged stored session's life (sliding expiry) and re-send its cookie."""
+        sid = req.session.sid
+        assert sid is not None
+        self.store.touch(sid, self.max_age)
+        return [self._cookie(req.environ, self.keyring.sign(sid, salt=self.salt))]
 
     def _needs_refresh(self, session: Session) -> bool:
         if not self.sliding or session.expires is None:

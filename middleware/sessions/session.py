@@ -11,6 +11,9 @@ from typing import Any
 
 __all__ = ["Session"]
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_MISSING = object()
+
 
 class Session(MutableMapping[str, Any]):
     """A lazily loaded session: a mutable mapping plus ``regenerate()`` and ``invalidate()``.
@@ -21,7 +24,8 @@ class Session(MutableMapping[str, Any]):
     """
 
     __slots__ = ("_data", "_dropped", "_id_factory", "_invalidated", "_late", "_loader",
-                 "_original", "committed", "expires", "fresh", "modified", "new", "sid")
+                 "_original", "_snapshot", "committed", "expires", "fresh", "modified", "new",
+                 "sid")
 
     def __init__(self, loader: Callable[[Session], None],
                  id_factory: Callable[[], str] | None = None) -> None:
@@ -29,6 +33,7 @@ class Session(MutableMapping[str, Any]):
         self._id_factory = id_factory
         self._data: dict[str, Any] | None = None
         self._original: bytes | None = None
+        self._snapshot: dict[str, Any] | None = None
         self._dropped: list[str] = []  # ids to delete from the store at commit
         self._invalidated = False
         self._late = False
@@ -66,6 +71,22 @@ class Session(MutableMapping[str, Any]):
         """Called by the loader with what the store returned (``sid`` None: a new session)."""
         self.sid, self._data, self._original, self.expires = sid, data, original, expires
         self.new = sid is None and original is None
+        # Plain values cannot change in place: a copy is enough to tell later if they did.
+        self._snapshot = (dict(data) if all(type(v) in _PLAIN for v in data.values())
+                          else None)
+
+    def _unchanged(self) -> bool:
+        """True when the data holds only plain values, equal (and of the same types) to what
+        was loaded: then it would serialize as loaded (nested values: the middleware compares
+        the serialized bytes instead)."""
+        snapshot, data = self._snapshot, self._data
+        if snapshot is None or data is None or len(snapshot) != len(data):
+            return False
+        for key, value in data.items():
+            old = snapshot.get(key, _MISSING)
+            if type(old) is not type(value) or old != value:
+                return False
+        return True
 
     def _changed(self) -> None:
         self.modified = True
@@ -85,6 +106,10 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``session[key]`` or ``default`` (PERF: the dict's own get, not Mapping's two calls)."""
+        return self.data.get(key, default)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key] = value

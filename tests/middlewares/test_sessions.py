@@ -519,3 +519,46 @@ def test_response_restarted_with_exc_info_commits_once() -> None:
     response = client.get("/", status=500)
     assert store.ops() == ["save"]
     assert len(set_cookies(response)) == 1
+
+
+def _data_editor(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Edits ``session.data`` directly (no mapping API, so ``modified`` stays False)."""
+    session: Session = environ[keys.SESSION]
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    if "set" in query:
+        session["n"], session["flag"] = 1, "x"
+    elif "int_to_bool" in query:
+        session.data["n"] = True  # equal to 1 in Python, but "true" in JSON
+    elif "drop" in query:
+        del session.data["flag"]
+    body = json.dumps(session.data).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ("int_to_bool", {"n": True, "flag": "x"}), ("drop", {"n": 1})])
+def test_direct_edits_of_plain_values_are_saved(edit: str, expected: dict[str, Any]) -> None:
+    client, store = make(app=_data_editor)
+    client.get("/?set=1")
+    store.calls.clear()
+    client.get(f"/?{edit}=1")
+    assert store.ops() == ["load", "save"]
+    assert client.get("/").json == expected
+
+
+def test_reading_plain_values_neither_writes_nor_serializes() -> None:
+    class Counting(JSONSerializer):
+        dumped = 0
+
+        def dumps(self, data: dict[str, Any]) -> bytes:
+            Counting.dumped += 1
+            return super().dumps(data)
+
+    client, store = make(app=_data_editor, serializer=Counting())
+    client.get("/?set=1")
+    store.calls.clear()
+    before = Counting.dumped
+    assert client.get("/").json == {"n": 1, "flag": "x"}
+    assert store.ops() == ["load"] and Counting.dumped == before
