@@ -25,7 +25,7 @@ from werkzeug.wsgi import get_input_stream
 from ._errors import HTTPError
 
 __all__ = ["HTTPFile", "HTTPHeaders", "HTTPServerRequest", "RequestCookies", "RequestLimits",
-           "parse_qs_bytes"]
+           "legal_cookie_name", "parse_qs_bytes"]
 
 T = TypeVar("T")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -35,9 +35,17 @@ _LEGAL_KEY = re.compile(r"[\w!#$%&'*+\-.^`|~:]+", re.ASCII).fullmatch
 _RESERVED_NAMES = frozenset(Morsel._reserved)  # type: ignore[attr-defined]
 
 
-def _LEGAL_COOKIE_NAME(name: str) -> bool:  # noqa: N802 - used like a compiled matcher
-    return _LEGAL_KEY(name) is not None and name.lower() not in _RESERVED_NAMES
+def legal_cookie_name(name: str) -> bool:
+    """Whether an ``http.cookies.Morsel`` can hold a cookie named ``name`` (Tornado's view)."""
+    known = _LEGAL_NAMES.get(name)
+    if known is None:
+        known = _LEGAL_KEY(name) is not None and name.lower() not in _RESERVED_NAMES
+        if len(_LEGAL_NAMES) < 1024:  # PERF: names repeat; bounded, attackers choose some
+            _LEGAL_NAMES[name] = known
+    return known
 
+
+_LEGAL_NAMES: dict[str, bool] = {}
 
 
 class lazy_property(Generic[T]):  # noqa: N801 - used like functools.cached_property
@@ -213,16 +221,16 @@ class RequestCookies(Mapping[str, Morsel]):  # type: ignore[type-arg]
     def __getitem__(self, name: str) -> Morsel:  # type: ignore[type-arg]
         jar = self._jar
         if name not in jar:
-            if not _LEGAL_COOKIE_NAME(name):
+            if not legal_cookie_name(name):
                 raise KeyError(name)
             jar[name] = self._values[name]
         return jar[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._values and _LEGAL_COOKIE_NAME(name)
+        return name in self._values and legal_cookie_name(name)
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name in self._values if _LEGAL_COOKIE_NAME(name))
+        return (name for name in self._values if legal_cookie_name(name))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
