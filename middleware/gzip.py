@@ -137,7 +137,8 @@ class _Response:
         if self.upstream_write is None:
             if self.status is None:
                 raise AssertionError("the app sent body bytes before calling start_response")
-            self.decide(length)
+            if not self.decided:
+                self.decide(length)
             args = (self.status, self.headers)
             if self.exc_info is not None:
                 self.upstream_write = self.upstream(*args, self.exc_info)

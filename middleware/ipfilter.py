@@ -191,21 +191,29 @@ class IPBlacklistMiddleware(Middleware):
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        self._maybe_reload()
+        if self.list_file is not None:
+            self._maybe_reload()
         raw = environ.get("REMOTE_ADDR", "")
-        address = parse_ip(raw)
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        reason = self.rules.refusal(address, path)
+        rules = self.rules
+        if not rules.allow and not rules.paths:
+            # PERF: a deny list alone is one memoised lookup by the address text
+            reason = "denied address" if raw in rules.deny else None
+        else:
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            reason = rules.refusal(parse_ip(raw), path)
         if reason is not None:
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
             log.warning("blocked %s %s %r: %s (request id %s)", raw or "-",
                         environ.get("REQUEST_METHOD"), path, reason,
                         environ.get(keys.REQUEST_ID, "-"))
             return plain_response(start_response, "403 Forbidden", self.body,
                                   content_type=self.content_type)
         if self.buckets is not None:
+            address = parse_ip(raw)
             wait = self.buckets.take(str(address) if address is not None else raw)
             if wait:
-                log.info("rate limited %s %s %r", raw or "-", environ.get("REQUEST_METHOD"), path)
+                log.info("rate limited %s %s %r", raw or "-", environ.get("REQUEST_METHOD"),
+                         environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
                 return plain_response(start_response, "429 Too Many Requests",
                                       "Too Many Requests\n",
                                       [("Retry-After", str(max(1, math.ceil(wait))))])

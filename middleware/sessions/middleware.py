@@ -131,6 +131,9 @@ class SessionMiddleware(Middleware):
         self.path = path
         self.serializer: SessionSerializer = serializer or JSONSerializer()
         self.salt = "microweb.session:" + cookie_name
+        # PERF: resolved once: most stores have no per-request check
+        self._check_environ = (None if type(self.store).check_environ is Store.check_environ
+                               else self.store.check_environ)
 
     def __repr__(self) -> str:
         return (f"SessionMiddleware(store={self.store!r}, cookie_name={self.cookie_name!r}, "
@@ -298,7 +301,8 @@ class SessionMiddleware(Middleware):
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        self.store.check_environ(environ)
+        if self._check_environ is not None:
+            self._check_environ(environ)
         cookie = cookie_value(environ.get("HTTP_COOKIE"), self.cookie_name)
         req = _Request(environ, cookie)
         req.session = Session(self._loader(cookie, req.outcome),

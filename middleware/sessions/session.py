@@ -72,8 +72,12 @@ class Session(MutableMapping[str, Any]):
         self.sid, self._data, self._original, self.expires = sid, data, original, expires
         self.new = sid is None and original is None
         # Plain values cannot change in place: a copy is enough to tell later if they did.
-        self._snapshot = (dict(data) if all(type(v) in _PLAIN for v in data.values())
-                          else None)
+        self._snapshot = None
+        for value in data.values():
+            if type(value) not in _PLAIN:
+                break
+        else:
+            self._snapshot = dict(data)
 
     def _unchanged(self) -> bool:
         """True when the data holds only plain values, equal (and of the same types) to what
