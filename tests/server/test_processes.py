@@ -65,6 +65,22 @@ def test_python_m_serves_and_sigterm_finishes_in_flight_request(port):
         assert f"listening on http://127.0.0.1:{port}" in sp.output()
 
 
+def test_master_sigterm_finishes_in_flight_requests(port):
+    with spawn(_serve_argv(port, "--workers", "2", "--graceful-timeout", "10"), port=port) as sp:
+        results = []
+        slow = [threading.Thread(target=lambda: results.append(_get(port, "/sleep?1")))
+                for _ in range(3)]
+        for t in slow:
+            t.start()
+        time.sleep(0.3)
+        sp.proc.send_signal(signal.SIGTERM)
+        for t in slow:
+            t.join(15)
+        assert [r[0] for r in results] == [200, 200, 200]
+        assert sp.proc.wait(15) == 0
+        assert _children(sp.proc.pid) == set()
+
+
 def test_console_script_with_access_log(port):
     argv = [str(BIN / "microweb"), "serve", APP, "--port", str(port), "--access-log"]
     with spawn(argv, port=port) as sp:
@@ -164,6 +180,8 @@ def test_tls(tmp_path, port):
                 assert read_response(s, buf)[1] == b"hello v1"
         r = requests.get(f"https://localhost:{port}/", verify=str(cert), timeout=10)
         assert r.text == "hello v1"
+        r = requests.get(f"https://localhost:{port}/file", verify=str(cert), timeout=10)
+        assert r.content == (ROOT / "tests" / "server" / "apps.py").read_bytes()
 
 
 def test_ipv6_loopback():
