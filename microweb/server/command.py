@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m microweb.serv
     overrides = _config.overrides_from_namespace(ns)
     if ns.config is None and not ns.app:
         parser.error("give the app as module:attribute (or --config FILE)")
-    if overrides.get("reload"):
-        return run_with_reload([a for a in argv if a not in ("--reload",)] + ["--no-reload"])
+    if overrides.get("reload"):  # the child re-reads the config file itself
+        return run_with_reload([a for a in argv if a != "--reload"] + ["--no-reload"])
     loaded = _load_config(ns.config, config_loader) if ns.config else None
     options = dict(getattr(loaded, "server", None) or {})
     options.update(overrides)
@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m microweb.serv
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     _setup_logging(settings.log_level)
+    if settings.reload:  # asked for by the config file
+        return run_with_reload([*argv, "--no-reload"])
     from .runner import run
 
     if ns.app:

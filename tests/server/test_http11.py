@@ -222,3 +222,11 @@ def test_invalid_absolute_target_is_400(serve):
     srv = serve(hello)
     data = srv.raw(b"GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 400")
+
+
+def test_valid_request_then_garbage_is_answered_then_rejected(serve):
+    srv = serve(hello)
+    data = srv.raw(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\x00\r\n\r\n")
+    first, second = data.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 OK") and first.endswith(b"Hello, world!")
+    assert second.startswith(b"400 Bad Request") and b"Connection: close" in second
