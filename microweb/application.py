@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from middleware.keys import REQUEST_ID
+
 from .handler import ErrorHandler, RequestHandler
 from .httputil import HTTPServerRequest, RequestLimits
 from .routing import Router, URLSpec
@@ -95,10 +97,16 @@ class Application:
 
     # -- logging --------------------------------------------------------------------------
     def log_request(self, handler: RequestHandler) -> None:
-        """Log a finished request: ``log_function`` if set, else one line on microweb.access."""
+        """Log a finished request: ``log_function`` if set, else one line on microweb.access.
+
+        The line is skipped when AccessLogMiddleware wraps the application (it set
+        ``microweb.request_id``): that middleware already writes the request's access line.
+        """
         log_function = self.settings.get("log_function")
         if log_function is not None:
             log_function(handler)
+            return
+        if REQUEST_ID in handler.request.environ:
             return
         status = handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from microweb._errors import HTTPError
 from microweb.cookies import require_setting
+from microweb.log import user_label
 from middleware import keys
 from middleware.xsrf import (
     mask_xsrf_token,
@@ -95,12 +96,16 @@ class AuthMixin:
         try:
             return self._current_user
         except AttributeError:
-            self._current_user = self.get_current_user()
+            self.current_user = self.get_current_user()
             return self._current_user
 
     @current_user.setter
     def current_user(self, value: Any) -> None:
         self._current_user = value
+        if value:  # AccessLogMiddleware names the request's user from the environ
+            label = user_label(value)
+            if label:
+                self.request.environ[keys.USER] = label
 
     def get_current_user(self) -> Any:
         """Override to load the user, typically from a secure cookie; default None."""

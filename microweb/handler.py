@@ -20,7 +20,7 @@ import logging
 import re
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from html import escape
 from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
@@ -102,7 +102,10 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
     _pending: deque[bytes] | None = None
     _wsgi_write: Callable[[bytes], object] | None = None
     _start_response: Callable[..., Any] | None = None
-    _body: list[bytes] = []
+    _body: Any = []  # the WSGI iterable handed to the server (a list unless send_wsgi_body)
+    _wsgi_body: Any = None
+    _defer_on_finish = False
+    _on_finish_pending = False
     _json: Any = _UNSET
 
     def __init__(self, application: Application, request: HTTPServerRequest,
@@ -331,16 +334,49 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         else:
             if len(self._write_buffer) > 1:  # PERF: hash, measure and send one chunk
                 self._write_buffer = [b"".join(self._write_buffer)]
-            self._finalize_headers()
+            if self._wsgi_body is None:
+                self._finalize_headers()
             self._emit_headers()
             if self.request.method != "HEAD":
                 if self._pending is not None:  # a streaming method: the server iterates
                     self._pending.extend(chunk for chunk in self._write_buffer if chunk)
+                elif self._wsgi_body is not None:
+                    self._body = self._wsgi_body
                 else:
                     self._body = self._write_buffer
             self._write_buffer = []
         self._finished = True
-        self._after_finish()
+        self._log_request()
+        if self._defer_on_finish:  # _execute hands on_finish to the body's close()
+            self._on_finish_pending = True
+        else:
+            self._run_on_finish()
+
+    def send_wsgi_body(self, body: Iterable[bytes]) -> None:
+        """Finish with ``body``, a WSGI iterable the server sends unread (and closes).
+
+        For a file, pass ``environ["wsgi.file_wrapper"](file)`` (or werkzeug's ``wrap_file``)
+        so the server can use sendfile. Set the status and headers first, ``Content-Length``
+        included: nothing is buffered, so no ETag or length is computed. A HEAD request (or a
+        304/204 status) sends no body and ``body`` is closed at once.
+        """
+        if self._headers_written or self._finished or any(self._write_buffer):
+            _close_iterable(body)
+            raise RuntimeError("send_wsgi_body() needs an unsent, empty response")
+        code = self._status_code
+        if code in (204, 304) or code < 200:
+            _close_iterable(body)
+            self.finish()  # the usual finish drops the body headers
+            return
+        if self.request.method == "HEAD":
+            _close_iterable(body)
+            body = []
+        self._wsgi_body = body
+        try:
+            self.finish()
+        except BaseException:
+            _close_iterable(body)
+            raise
 
     def _finalize_headers(self) -> None:
         """ETag/304, then Content-Length or the removal of body headers (204, 304, 1xx)."""
@@ -380,8 +416,8 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         self._wsgi_write = self._start_response(status, headers)  # type: ignore[misc]
         self._headers_written = True
 
-    def _after_finish(self) -> None:
-        """Log the request, signal it and run on_finish; a failure in one is logged only."""
+    def _log_request(self) -> None:
+        """Log the request and signal it; a failure in either is logged only."""
         try:
             self.application.log_request(self)
             if request_finished.receivers:
@@ -389,6 +425,9 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         except Exception:
             app_log.error("Exception logging or signalling %s", self._request_summary(),
                           exc_info=True)
+
+    def _run_on_finish(self) -> None:
+        """Run on_finish (a coroutine to completion); a failure is logged only."""
         try:
             result = self.on_finish()
             if result is not None:
@@ -519,7 +558,26 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
     # -- the lifecycle --------------------------------------------------------------------
     def _execute(self, start_response: Callable[..., Any], args: list[Any],
                  kwargs: dict[str, Any]) -> Any:
-        """Run the request; returns the WSGI response iterable (start_response is called)."""
+        """Run the request; returns the WSGI response iterable (start_response is called).
+
+        As in Tornado, ``on_finish`` runs once the response is sent: a buffered response of a
+        handler that overrides it comes back as an iterable whose ``close()`` runs it.
+        """
+        # PERF: a handler without on_finish returns the plain list servers send in one write.
+        if type(self).on_finish is _BASE_ON_FINISH:
+            return self._run(start_response, args, kwargs)
+        self._defer_on_finish = True
+        try:
+            body = self._run(start_response, args, kwargs)
+        finally:
+            self._defer_on_finish = False
+        if self._on_finish_pending:
+            return _FinishOnClose(body, self)
+        return body
+
+    def _run(self, start_response: Callable[..., Any], args: list[Any],
+             kwargs: dict[str, Any]) -> Any:
+        """The lifecycle proper (see ``_execute``)."""
         self._start_response = start_response
         try:
             method = self.request.method
@@ -562,7 +620,42 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         """The client went away mid-stream: finish our side so on_finish still runs."""
         if not self._finished:
             self._finished = True
-            self._after_finish()
+            self._log_request()
+            self._run_on_finish()
+
+
+_BASE_ON_FINISH = RequestHandler.on_finish
+
+
+def _close_iterable(body: Any) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class _FinishOnClose:
+    """A finished response whose ``close()`` (the server calls it once the response is sent)
+    closes the body, runs the handler's ``on_finish`` and releases uploaded files."""
+
+    __slots__ = ("_body", "_handler")
+
+    def __init__(self, body: Iterable[bytes], handler: RequestHandler) -> None:
+        self._body = body
+        self._handler: RequestHandler | None = handler
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        handler, self._handler = self._handler, None
+        if handler is None:
+            return
+        try:
+            _close_iterable(self._body)
+        finally:
+            handler._on_finish_pending = False
+            handler._run_on_finish()
+            handler.request._close()
 
 
 def _error_page(status_code: int, reason: str) -> str:

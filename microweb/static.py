@@ -119,15 +119,9 @@ class StaticFileHandler(RequestHandler):
         # Browsers must not guess another type (an uploaded .txt rendered as HTML, say).
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_extra_headers(self.path)
-        if self.request.method == "HEAD" or response.status_code == 304:
-            response.close()  # nothing to send: close the file now
-            body: Any = []
-        else:
-            body = response.response
-        self.finish()
-        # PERF: the file iterable replaces the (empty) buffered body, so the server can use
-        # wsgi.file_wrapper / sendfile instead of the data passing through Python.
-        self._body = body
+        # The file iterable (werkzeug's, over wsgi.file_wrapper) goes to the server unread,
+        # so it can use sendfile; send_wsgi_body closes it at once for HEAD and 304.
+        self.send_wsgi_body(response.response)
 
     # -- paths --------------------------------------------------------------------------
     def parse_url_path(self, url_path: str) -> str:
