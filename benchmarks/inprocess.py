@@ -8,8 +8,10 @@ running asyncio loop, which is what its HTTP server does after parsing).
     python -m benchmarks.inprocess [--quick] [--only hello,cookies]
 
 Prints CPU microseconds per request (best of several interleaved rounds), then each peer's
-time divided by microweb's (above 1: microweb is faster), then how routing scales from 10 to
-1,000 routes, then what connecting signal receivers costs.
+time divided by microweb's (above 1: microweb is faster), then microweb behind the whole
+middleware stack against bare Flask, then how routing scales from 10 to 1,000 routes, then
+each performance target as met or not met, then what connecting signal receivers costs.
+``main(argv)`` is what ``python -m benchmarks inprocess`` calls.
 """
 
 from __future__ import annotations
@@ -565,10 +567,35 @@ def print_report(table: dict[str, dict[str, float]]) -> None:
             row = table[sc.name]
             print(sc.title.ljust(width)
                   + "".join(f"{row[p] / row['microweb']:11.2f}" for p in others))
+    print("\nthe whole middleware stack (proxy, access log to a NullHandler, gzip, signed "
+          "cookies,\nSQLite session read, XSRF) around microweb, against bare Flask "
+          "(target: Flask / mw+stack above 1.00)")
+    for sc in SCENARIOS:
+        if sc.name in table:
+            row = table[sc.name]
+            print(f"  {sc.title.ljust(width)}{row['Flask'] / row['mw+stack']:6.2f}")
     if "routes10" in table and "routes1000" in table:
         print("\nrouting: last of 1,000 routes / last of 10 routes (target for microweb <= 1.5)")
         for p in peers:
             print(f"  {p:10} {table['routes1000'][p] / table['routes10'][p]:6.2f}")
+    print_targets(table)
+
+
+def print_targets(table: dict[str, dict[str, float]]) -> None:
+    """The performance targets, each marked met or NOT met with its measured ratio."""
+    print("\ntargets (microweb at or below Bottle, >= 5x faster than Flask and Tornado)")
+    for sc in SCENARIOS:
+        if sc.name not in table:
+            continue
+        row, mw = table[sc.name], table[sc.name]["microweb"]
+        checks = [("Bottle", row["Bottle"] / mw, 1.0), ("Flask", row["Flask"] / mw, 5.0),
+                  ("Tornado", row["Tornado"] / mw, 5.0)]
+        verdicts = [f"{peer} {ratio:5.2f}x {'met' if ratio >= goal else 'NOT met'}"
+                    for peer, ratio, goal in checks]
+        print(f"  {sc.title:38} " + ", ".join(verdicts))
+    if "routes10" in table and "routes1000" in table:
+        scale = table["routes1000"]["microweb"] / table["routes10"]["microweb"]
+        print(f"  {'routing 1,000 / 10':38} {scale:.2f} {'met' if scale <= 1.5 else 'NOT met'}")
 
 
 def main(argv: list[str] | None = None) -> int:
