@@ -364,7 +364,10 @@ def test_chromium_same_site_form_passes_cross_site_post_is_refused(browser: Any)
         browser.get(f"http://127.0.0.1:{port}/")
         token_holder["token"] = browser.find_element("name", "_xsrf").get_attribute("value")
         browser.find_element("id", "send").click()
-        assert "transferred 10" in browser.page_source
+        deadline = time.monotonic() + 10  # the click starts a navigation: wait for its page
+        while "transferred 10" not in browser.page_source:
+            assert time.monotonic() < deadline, browser.page_source
+            time.sleep(0.1)
         # "localhost" is another site than "127.0.0.1": the browser says so in Sec-Fetch-Site
         browser.get(f"http://localhost:{attacker_port}/")
         deadline = time.monotonic() + 10
