@@ -94,9 +94,10 @@ def _expires_timestamp(expires: Any, expires_days: float | None) -> float | None
             return None
         return time.time() + expires_days * 86400
     if isinstance(expires, datetime.datetime):
-        if expires.tzinfo is None:  # naive datetimes are UTC, as in Tornado
-            expires = expires.replace(tzinfo=datetime.UTC)
-        return expires.timestamp()
+        when: datetime.datetime = expires
+        if when.tzinfo is None:  # naive datetimes are UTC, as in Tornado
+            when = when.replace(tzinfo=datetime.UTC)
+        return when.timestamp()
     if isinstance(expires, int | float):
         return float(expires)
     if isinstance(expires, tuple | time.struct_time):
@@ -253,7 +254,7 @@ class CookieMixin:
         """The value of the request cookie ``name``, or ``default`` (outgoing ones are unseen)."""
         # PERF: read the parsed header directly; a Morsel is built only for the rare quoted
         # value (SimpleCookie unquotes it once more, and Tornado's answer is what we keep).
-        value = self.request.cookie_values.get(name)
+        value: str | None = self.request.cookie_values.get(name)
         if value is None or not _legal_cookie_name(name):
             return default
         if value[:1] == '"':
