@@ -51,6 +51,21 @@ class AsyncStream(web.RequestHandler):
         yield "second\n"
 
 
+class AfterSend(web.RequestHandler):
+    """on_finish waits (bounded) for the test's marker: only a response sent before on_finish
+    runs reaches the client in time; then on_finish reports by creating ``<marker>.done``."""
+
+    def get(self) -> None:
+        self.write("sent")
+
+    def on_finish(self) -> None:
+        marker = self.get_argument("marker")
+        _wait_for(marker)
+        with open(marker + ".done", "w") as done:
+            done.write("on_finish ran after the response was sent" if os.path.exists(marker)
+                       else "timed out")
+
+
 class Echo(web.RequestHandler):
     def post(self) -> None:
         self.write({"a": self.get_argument("a"), "files": sorted(self.request.files)})
@@ -62,4 +77,5 @@ application = web.Application([
     ("/stream/flush", FlushStream),
     ("/stream/async", AsyncStream),
     ("/echo", Echo),
+    ("/after", AfterSend),
 ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -125,3 +126,21 @@ def test_bundled_server_streams_chunks_incrementally(port: int, path: str,
     with support.spawn(bundled("tests.framework.apps:application", port), port=port):
         first, rest = read_incrementally(port, path, tmp_path / "go")
         assert (first, rest) == (b"first\n", b"second\n")
+
+
+@pytest.mark.parametrize("server", ["bundled", "gunicorn"])
+def test_on_finish_runs_after_the_response_is_sent(server: str, port: int,
+                                                   tmp_path: Path) -> None:
+    """The client has the whole response while on_finish still waits for it (as Tornado)."""
+    argv = (bundled if server == "bundled" else gunicorn)("tests.framework.apps:application",
+                                                          port)
+    marker = tmp_path / "go"
+    with support.spawn(argv, port=port):
+        status, _, body = fetch(port, f"/after?marker={quote(str(marker))}")
+        assert (status, body) == (200, b"sent")  # on_finish has not finished yet
+        marker.touch()
+        done = marker.with_name("go.done")
+        deadline = time.monotonic() + 15
+        while not (done.exists() and done.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done.read_text() == "on_finish ran after the response was sent"
