@@ -8,8 +8,9 @@ the output off) -> IPBlacklist (a deny list) -> Gzip -> SignedCookies (one signe
 one signed cookie out) -> Session (SQLite file, an existing session read) -> XSRF (GET, the
 token taken from the session and masked for the page). It is measured with a small body (below
 Gzip's ``min_size``) and with a 2 KB body (compressed), against bare Flask's hello.
+``AccessLog+fmt`` is the access log with a handler that formats every line.
 
-    python -m benchmarks.stack [--quick] [--only stack,flask]
+    python -m benchmarks.stack [--quick] [--only "bare WSGI,Flask hello,stack"]
 
 Prints CPU microseconds per request (best of several interleaved rounds) and stack / Flask.
 """
@@ -49,6 +50,7 @@ HELLO = b"Hello, world!"
 BIG = b"".join(b"line %04d of a compressible page body\n" % i for i in range(54))[:2048]
 COOKIES = "theme=dark; lang=en; tz=UTC; cart=3; visitor=abc123"
 LOGGER = "benchmarks.stack.access"
+FORMATTED_LOGGER = "benchmarks.stack.access_formatted"
 
 App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -82,6 +84,13 @@ def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [body]
 
 
+class _Formatting(logging.Handler):
+    """A handler that builds every line (as a file or stream handler would) and drops it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.format(record)
+
+
 class Fixture:
     """The shared pieces: key ring, a SQLite session with its signed cookie, a quiet logger."""
 
@@ -99,6 +108,10 @@ class Fixture:
         logger.handlers[:] = [logging.NullHandler()]
         logger.propagate = False
         logger.setLevel(logging.INFO)
+        formatted = logging.getLogger(FORMATTED_LOGGER)
+        formatted.handlers[:] = [_Formatting()]
+        formatted.propagate = False
+        formatted.setLevel(logging.INFO)
 
     def cookies(self) -> str:
         return (f"{COOKIES}; session={self.session_cookie}; prefs={self.prefs_cookie}; "
@@ -160,6 +173,8 @@ def build_cases(fx: Fixture) -> dict[str, Callable[[], bytes]]:
              "Flask hello": caller(flask_hello(), base_environ())}
     for name, layer in layers.items():
         cases[name] = caller(compose(trivial_app, layer), env)
+    cases["AccessLog+fmt"] = caller(
+        compose(trivial_app, AccessLogMiddleware.configure(logger=FORMATTED_LOGGER)), env)
     cases["Gzip 2 KB"] = caller(compose(trivial_app, layers["Gzip"]), big)
     stack = compose(trivial_app, *layers.values())
     cases["stack"] = caller(stack, env)

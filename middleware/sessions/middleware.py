@@ -85,10 +85,6 @@ class _Request:
         self.cookies: list[str] | None = None
         self.outcome = _Outcome()
 
-    @property
-    def replacement(self) -> tuple[str, bytes] | None:
-        return self.outcome.replacement
-
 
 class SessionMiddleware(Middleware):
     """Server-side (or cookie) sessions for any WSGI app at ``environ["microweb.session"]``.
@@ -284,7 +280,7 @@ class SessionMiddleware(Middleware):
                                    exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
             req.started = True
             headers = list(headers)
-            if req.replacement is None and req.session.loaded:
+            if req.outcome.replacement is None and req.session.loaded:
                 if req.cookies is None:  # commit once, even if the app restarts the response
                     try:
                         req.cookies = self._commit(req)
@@ -293,7 +289,7 @@ class SessionMiddleware(Middleware):
                 if req.cookies is not None:
                     headers.extend(("Set-Cookie", c) for c in req.cookies)
                     _vary_cookie(headers)
-            if req.replacement is not None:
+            if req.outcome.replacement is not None:
                 return _replace(req, start_response, exc_info)
             return start_response(status, headers, exc_info) if exc_info else \
                 start_response(status, headers)
@@ -320,9 +316,9 @@ class SessionMiddleware(Middleware):
         if not req.started:
             return ClosingIterator(self._late_start(req, body, start_response),
                                    [lambda: self._after(req)])
-        if req.replacement is not None:
+        if req.outcome.replacement is not None:
             close_iterable(body)
-            return [req.replacement[1]]
+            return [req.outcome.replacement[1]]
         if req.session.loaded:
             if type(body) is list:
                 # PERF: a list is complete: nothing can touch the session during iteration, so
@@ -337,19 +333,19 @@ class SessionMiddleware(Middleware):
         """Iterate an app that calls start_response lazily (a generator), replacing if needed."""
         try:
             for chunk in body:
-                if req.replacement is not None:
+                if req.outcome.replacement is not None:
                     break
                 yield chunk
         except StoreUnavailable as exc:
-            if req.started and req.replacement is None:
+            if req.started and req.outcome.replacement is None:
                 raise
             self._fail(req, exc)
             if not req.started:
                 _replace(req, start_response, None)
         finally:
             close_iterable(body)
-        if req.replacement is not None:
-            yield req.replacement[1]
+        if req.outcome.replacement is not None:
+            yield req.outcome.replacement[1]
 
     def _after(self, req: _Request) -> None:
         if req.session._late:
@@ -369,9 +365,9 @@ def _vary_cookie(headers: Headers) -> None:
 def _replace(req: _Request, start_response: StartResponse,
              exc_info: ExcInfo | None) -> Callable[[bytes], object]:
     """Send the replacement status (503 or 500) instead of the app's response."""
-    assert req.replacement is not None
+    assert req.outcome.replacement is not None
     req.started = True
-    status, body = req.replacement
+    status, body = req.outcome.replacement
     headers = [("Content-Type", "text/plain; charset=utf-8"),
                ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
     if status.startswith("503"):
