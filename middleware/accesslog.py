@@ -150,7 +150,7 @@ class _Request:
         self.closed = False
         self.upstream_write: Callable[[bytes], object] | None = None
         self.iterable: Iterable[bytes] = ()
-        self.iterator: Iterator[bytes] = iter(())
+        self.iterator: Iterator[bytes] | None = None  # set by body()
 
     def start_response(self, status: str, headers: Headers,
                        exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
@@ -177,7 +177,7 @@ class _Request:
 
     def __next__(self) -> bytes:
         try:
-            chunk = next(self.iterator)
+            chunk = next(self.iterator)  # type: ignore[arg-type]
         except StopIteration:
             raise
         except Exception:

@@ -247,3 +247,36 @@ def test_skip_paths_only_for_successful_requests(records: pytest.LogCaptureFixtu
     c.get("/health?fail", status=503)
     c.get("/other")
     assert [r.path for r in access(records)] == ["/health?fail", "/other"]
+
+
+def test_records_reach_filters_and_real_handlers_behind_null_handlers() -> None:
+    """Only when NullHandlers alone would see a record may the layer skip making it."""
+    logger = logging.getLogger("tests.accesslog.quiet")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def counting_filter(record: logging.LogRecord) -> bool:
+        seen.append(record)
+        return False  # filtered out: no handler sees it
+
+    app = client(compose(bare_app, AccessLogMiddleware.configure(logger=logger)))
+    logger.handlers[:] = [logging.NullHandler()]
+    try:
+        app.get("/")
+        assert seen == []  # output switched off
+        logger.addFilter(counting_filter)
+        app.get("/")
+        assert len(seen) == 1 and seen[0].getMessage().startswith("127.0.0.1 - - [")
+        logger.removeFilter(counting_filter)
+        logger.addHandler(Keep())
+        app.get("/next?x=1")
+        assert len(seen) == 2 and '"GET /next?x=1 HTTP/1.0" 200' in seen[1].getMessage()
+        assert seen[1].path == "/next?x=1" and seen[1].status == 200  # type: ignore[attr-defined]
+    finally:
+        logger.handlers[:] = []
+        logger.filters[:] = []
