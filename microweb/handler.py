@@ -363,6 +363,9 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         if self._headers_written or self._finished or any(self._write_buffer):
             _close_iterable(body)
             raise RuntimeError("send_wsgi_body() needs an unsent, empty response")
+        if self._pending is not None:
+            _close_iterable(body)
+            raise RuntimeError("send_wsgi_body() cannot answer from a generator method")
         code = self._status_code
         if code in (204, 304) or code < 200:
             _close_iterable(body)

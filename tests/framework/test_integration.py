@@ -247,6 +247,22 @@ def test_send_wsgi_body_after_output_is_refused_and_closes_the_iterable(
     assert "send_wsgi_body() needs an unsent, empty response" in str(error)
 
 
+def test_send_wsgi_body_from_a_generator_method_is_refused(
+        logs: Callable[[str], LogRecorder]) -> None:
+    tracked = _Tracked([b"x"])
+
+    class Handler(web.RequestHandler):
+        def get(self) -> Iterator[str]:
+            self.send_wsgi_body(tracked)
+            yield "never"
+
+    app_log = logs("microweb.application")
+    resp = lint_client(web.Application([(r"/", Handler)])).get("/", status=500)
+    assert tracked.closed == 1 and b"never" not in resp.body
+    error = app_log.records[0].exc_info[1]  # type: ignore[index]
+    assert "generator method" in str(error)
+
+
 def test_send_wsgi_body_with_on_finish_closes_both(tmp_path: Path) -> None:
     events: list[str] = []
     tracked = _Tracked([b"abc"])
