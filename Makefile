@@ -8,7 +8,7 @@ APT_PKGS := redis-server chromium chromium-driver nginx-light wrk curl
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: run test lint typecheck bench system-deps clean
+.PHONY: run test lint typecheck coverage bench system-deps clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,8 +33,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) system-deps lint
-	$(VENV)/bin/pytest -q -p no:randomly
+test: $(STAMP) system-deps lint typecheck
+	$(VENV)/bin/pytest -q
+
+# Branch coverage of the in-process tests (subprocess servers are not traced).
+coverage: $(STAMP) system-deps
+	$(VENV)/bin/coverage run --branch --source=microweb,middleware -m pytest -q
+	$(VENV)/bin/coverage report --skip-covered --sort=cover
 
 bench: $(STAMP) system-deps
 	$(PY) -m benchmarks
