@@ -96,11 +96,14 @@ def build_environ(base: dict[str, Any], req: Request, script_name: str,
     environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = remote
     keys = _KEYS
     for name, value in req.headers:
-        key = keys.get(name) if name in keys else _environ_key(name)
+        key = keys.get(name)
         if key is None:
-            continue
-        text = value.decode("latin-1")
-        if key in environ and key.startswith("HTTP_"):
-            text = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + text
-        environ[key] = text
+            key = _environ_key(name)  # first sighting of this spelling, or a dropped name
+            if key is None:
+                continue
+        if key in environ:  # a repeated field (HTTP_* and CONTENT_* never clash with base)
+            sep = "; " if key == "HTTP_COOKIE" else ","
+            environ[key] = environ[key] + sep + value.decode("latin-1")
+        else:
+            environ[key] = value.decode("latin-1")
     return environ

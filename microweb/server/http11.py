@@ -20,6 +20,9 @@ import httptools
 
 __all__ = ["ProtocolError", "Request", "RequestParser"]
 
+# PERF: llhttp knows a fixed set of methods; decode each spelling once
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                                    "OPTIONS", "CONNECT", "TRACE")}
 # Slack on top of the configured head limits for the raw-bytes memory guard (one recv).
 _RAW_SLACK = 65536
 
@@ -80,7 +83,8 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises ``ProtocolError`` on any violation of the protocol."""
-        in_head = self.in_head()
+        current = self._current
+        in_head = current is not None and not current.target
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -88,7 +92,8 @@ class RequestParser:
             return
         except httptools.HttpParserError as exc:
             raise self._translate(exc) from None
-        if self.in_head():
+        current = self._current
+        if current is not None and not current.target:
             # memory guard for one huge header still being received (llhttp has no limit)
             self._raw = self._raw + len(data) if in_head else len(data)
             max_line, max_head = self._limits[0], self._limits[1]
@@ -150,7 +155,8 @@ class RequestParser:
         if version != "1.1" and version != "1.0":
             self._fail(505, f"HTTP/{version} is not supported")
         current.version = version
-        current.method = parser.get_method().decode("ascii")
+        method = parser.get_method()
+        current.method = _METHODS.get(method) or method.decode("ascii")
         current.target = self._url or b"/"
         current.keep_alive = parser.should_keep_alive()
         current.upgrade = parser.should_upgrade()

@@ -82,6 +82,6 @@ def http_date() -> str:
     """The current IMF-fixdate, recomputed at most once a second."""
     now = int(time())
     if now != _date_cache[0]:  # PERF: formatting a date costs more than the rest of a head
-        _date_cache[0] = now
         _date_cache[1] = formatdate(now, usegmt=True)
+        _date_cache[0] = now
     return _date_cache[1]  # type: ignore[return-value]
