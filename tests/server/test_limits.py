@@ -12,19 +12,16 @@ from .conftest import hello, read_response, read_until_close, wait_until
 def test_slow_client_is_cut_off_by_header_timeout(serve):
     srv = serve(hello, header_timeout=1.0)
     with srv.connect(timeout=10) as s:
-        start = time.monotonic()
         s.sendall(b"GET / HTTP/1.1\r\n")
-        closed = False
-        for _ in range(30):  # trickle a header byte every 0.1 s: must not extend the deadline
+        cut_off = False
+        for _ in range(100):  # trickle a header byte every 0.1 s: must not extend the deadline
             try:
                 s.sendall(b"X")
             except OSError:
-                closed = True
+                cut_off = True
                 break
             time.sleep(0.1)
-        if not closed:
-            closed = read_until_close(s) == b""
-    assert closed and time.monotonic() - start < 8
+    assert cut_off  # closed while the client was still trickling, long before 100 bytes
 
 
 def test_connection_that_never_sends_is_closed(serve):
