@@ -180,3 +180,26 @@ def test_body_over_limit_while_streaming_gets_413(serve):
     data = srv.raw(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"5\r\nhello\r\n5\r\nworld\r\n5\r\nagain\r\n0\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 413") and b"Connection: close" in data
+
+
+def test_bad_app_return_values_are_500s(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/none":
+            return None
+        return iter(["text, not bytes"])
+
+    srv = serve(app)
+    for path in (b"/none", b"/str"):
+        data = srv.raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 500"), (path, data[:60])
+
+
+def test_invalid_status_line_from_app_is_a_500(serve):
+    def app(environ, start_response):
+        start_response("OK", [])
+        return [b"x"]
+
+    srv = serve(app)
+    data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 500")
