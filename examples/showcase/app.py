@@ -87,7 +87,7 @@ def make_app(data_dir: str | Path | None = None, *, debug: bool = False,
         log_function=_no_log,  # AccessLogMiddleware writes the one line per request
     )
     layers: list[Any] = [_access_log(access_log),
-                         _gzip_except_upgrades,
+                         middleware.GzipMiddleware,
                          SessionMiddleware.configure(
                              secret=secret, store=SQLiteStore(data / "sessions.sqlite3"))]
     trusted = trusted_proxies or os.environ.get("MICROWEB_SHOWCASE_TRUSTED_PROXIES")
@@ -114,18 +114,3 @@ def _access_log(output: str | None) -> Any:
     logger.propagate = False
     return middleware.AccessLogMiddleware.configure(output=output, logger=logger)
 
-
-def _gzip_except_upgrades(app: Any) -> Any:
-    """GzipMiddleware for HTTP responses; WebSocket handshakes go straight to the app.
-
-    A handshake's 101 must reach the server when the app returns, and gzip defers
-    ``start_response`` until the body is iterated; nothing in a handshake is compressible.
-    """
-    gzipped = middleware.GzipMiddleware(app)
-
-    def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("HTTP_UPGRADE"):
-            return app(environ, start_response)
-        return gzipped(environ, start_response)
-
-    return dispatch
