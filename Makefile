@@ -25,7 +25,7 @@ system-deps:
 	 fi
 
 run: $(STAMP)
-	$(PY) -m examples.hello --host $(HOST) --port $(PORT)
+	$(PY) -m examples.showcase --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check microweb middleware tests examples benchmarks
