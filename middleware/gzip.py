@@ -46,6 +46,8 @@ DEFAULT_COMPRESSIBLE_TYPES = (
     "+json", "+xml",
 )
 _SKIP_STATUSES = frozenset({204, 206, 304})
+#: bodies already in memory (a tuple: ``list | tuple`` would build a union object per call)
+_IN_MEMORY = (list, tuple)
 
 
 class _Encoder:
@@ -92,9 +94,12 @@ def _add_vary(headers: Headers, vary: str | None) -> None:
     if vary is None:
         headers.append(("Vary", "Accept-Encoding"))
         return
-    tokens = {t.strip().lower() for t in vary.split(",")}
-    if "*" not in tokens and "accept-encoding" not in tokens:
-        set_header(headers, "Vary", f"{vary}, Accept-Encoding")
+    lowered = vary.lower()
+    if "*" in lowered or "accept-encoding" in lowered:  # PERF: parse only when it may be there
+        tokens = {t.strip() for t in lowered.split(",")}
+        if "*" in tokens or "accept-encoding" in tokens:
+            return
+    set_header(headers, "Vary", f"{vary}, Accept-Encoding")
 
 
 class _Response:
@@ -188,12 +193,12 @@ class _Response:
         """
         if self.upstream_write is not None:  # the app used write(): already streaming
             return None
-        data = b"".join(chunks)
-        self.decide(len(data))
-        if self.encoder is None:
-            self.begin(len(data))
+        length = sum(map(len, chunks))
+        self.decide(length)
+        if self.encoder is None:  # PERF: nothing to compress: the chunks are never joined
+            self.begin(length)
             return None
-        data = self.encoder.whole(data)
+        data = self.encoder.whole(b"".join(chunks))
         set_header(self.headers, "Content-Length", str(len(data)))
         self.begin(len(data))
         return [data]
@@ -284,13 +289,13 @@ class GzipMiddleware(Middleware):
         response = _Response(self, environ, start_response,
                              self._negotiate(environ.get("HTTP_ACCEPT_ENCODING", "")))
         iterable = self.app(environ, response.start_response)
-        if not isinstance(iterable, list | tuple) and response.small_declared_body():
+        if not isinstance(iterable, _IN_MEMORY) and response.small_declared_body():
             try:
                 chunks = list(iterable)
             finally:
                 close_iterable(iterable)
             iterable = chunks
-        if isinstance(iterable, list | tuple) and response.status is not None:
+        if isinstance(iterable, _IN_MEMORY) and response.status is not None:
             compressed = response.whole(iterable)
             if compressed is not None:
                 close_iterable(iterable)
