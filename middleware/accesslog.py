@@ -154,8 +154,14 @@ class _Request:
 
     def start_response(self, status: str, headers: Headers,
                        exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+        name, lowered = self.mw.request_id_header, self.mw._request_id_lower
         headers = list(headers)
-        set_header(headers, self.mw.request_id_header, self.environ[keys.REQUEST_ID])
+        for key, _ in headers:
+            if key.lower() == lowered:  # the app set its own: ours replaces it
+                set_header(headers, name, self.environ[keys.REQUEST_ID])
+                break
+        else:
+            headers.append((name, self.environ[keys.REQUEST_ID]))
         self.status = status_code(status)
         self.upstream_write = (self.upstream(status, headers, exc_info) if exc_info is not None
                                else self.upstream(status, headers))
@@ -236,6 +242,7 @@ class AccessLogMiddleware(Middleware):
                                  f"{', '.join(sorted(_SAMPLE))}") from exc
         self.logger = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
         self.request_id_header = request_id_header
+        self._request_id_lower = request_id_header.lower()
         self._environ_header = "HTTP_" + request_id_header.upper().replace("-", "_")
         self.trust_request_id = trust_request_id
         self.catch_errors = catch_errors
@@ -337,7 +344,8 @@ class AccessLogMiddleware(Middleware):
         level = level_for(state.status or 500)
         logger = self.logger
         if not logger.isEnabledFor(level) or (
-                level == logging.INFO and state.environ.get("PATH_INFO") in self.skip_paths):
+                self.skip_paths and level == logging.INFO
+                and state.environ.get("PATH_INFO") in self.skip_paths):
             return
         if _discarded(logger):
             return
