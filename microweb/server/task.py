@@ -8,6 +8,7 @@ non-empty body chunk, framing (Content-Length, chunked on 1.1, close-delimited o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -276,13 +277,16 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
         environ["wsgi.input"] = InputStream(req, conn.read_body)
         environ["microweb.upgrade"] = resp.upgrade
         result = server.app(environ, resp.start_response)
+        body = result
+        if resp.status is None and type(result) is not list:
+            body = _until_started(result, resp)  # start_response may come on the first next()
         if resp.protocol is not None and resp.status is not None and resp.status[:3] == "101":
             _close_result(result)
             result = None
             conn.send(resp._head(None))
             conn.switch_protocol(resp.protocol)
             return UPGRADED
-        resp.send_result(result)
+        resp.send_result(body)
     except ClientDisconnected:
         resp.keep_alive = False
     except ProtocolError as exc:  # a bad body (413, bad chunk) seen while the app read it
@@ -299,6 +303,18 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
     if req.upgrade:  # an Upgrade that was not accepted: what follows the head is not HTTP
         return False
     return resp.keep_alive
+
+
+def _until_started(result: Iterable[bytes], resp: Response) -> Iterable[bytes]:
+    """Iterate ``result`` until start_response was called (PEP 3333 lets a middleware call it
+    on the first ``next()``); returns the whole body, the chunks already taken included."""
+    iterator = iter(result)
+    for chunk in iterator:
+        if resp.status is not None:
+            return itertools.chain((chunk,), iterator)
+        if chunk:
+            raise AssertionError("the application yielded body bytes before start_response()")
+    return ()
 
 
 def _safe_fail(resp: Response, status: int, reason: str, keep_alive: bool) -> None:

@@ -190,3 +190,35 @@ def test_write_buffer_size_reports_unsent_bytes(serve):
     assert transport.is_closing()
     assert Echo.instances[-1].lost.wait(5)
     s.close()
+
+
+def _lazy(app):
+    """A PEP 3333 middleware that runs the app (hence start_response) on the first next()."""
+
+    def middleware(environ, start_response):
+        yield from app(environ, start_response)
+
+    return middleware
+
+
+def test_upgrade_through_a_middleware_calling_start_response_lazily(serve):
+    Echo.instances.clear()
+    srv = serve(_lazy(upgrade_app))
+    s, buf = _upgraded(srv, extra=b"early")
+    _read_until(s, buf, b"EARLY")
+    s.sendall(b"quit")
+    assert b"BYE\n" in bytes(buf) + read_until_close(s)
+    s.close()
+    # an ordinary response through the same middleware is unchanged (chunked: a generator)
+    plain = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert plain.startswith(b"HTTP/1.1 200 OK") and plain.endswith(b"5\r\nplain\r\n0\r\n\r\n")
+
+
+def test_lazy_app_that_never_calls_start_response_gets_500(serve):
+    def silent(environ, start_response):
+        yield b""
+
+    srv = serve(silent)
+    data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 500 ")
+

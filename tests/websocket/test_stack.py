@@ -15,14 +15,6 @@ from tests import support
 
 from .conftest import serve_argv
 
-# The bundled server decides on the upgrade right after the app returns, before iterating the
-# response; a middleware may legally call start_response only on the first next() (PEP 3333),
-# as GzipMiddleware does for an iterable that is not a list (which SessionMiddleware and
-# XSRFMiddleware return). Then the 101 goes out as a plain response and the socket is closed.
-LAZY_START_RESPONSE = pytest.mark.xfail(
-    strict=True, reason="microweb.server.task.run must iterate the response until "
-    "start_response was called before deciding on the upgrade (start_response may be lazy)")
-
 
 @pytest.fixture(scope="module")
 def stacked() -> Iterator[support.Spawned]:
@@ -81,8 +73,9 @@ def test_blacklisted_client_never_opens_a_socket(stacked: support.Spawned) -> No
     assert info.value.response.status_code == 403
 
 
-@LAZY_START_RESPONSE
 def test_middleware_calling_start_response_lazily(port: int) -> None:
+    """PEP 3333 lets a middleware call start_response on the first next(): the server looks
+    at the response status only after that, so the 101 still upgrades the socket."""
     with support.spawn(serve_argv("tests.websocket.apps:lazy_application", port), port=port), \
             connect(f"ws://127.0.0.1:{port}/echo") as ws:
         ws.send("through a lazy middleware")
