@@ -368,7 +368,7 @@ class Server:
             conn.close()
         for other in conns:
             if isinstance(other, UpgradedConnection):
-                other.close()
+                other.shutdown()
         log.info("shutting down: %d connection(s) still open", len(self._conns))
 
     def _teardown(self) -> None:

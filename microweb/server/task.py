@@ -283,9 +283,7 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
         if resp.protocol is not None and resp.status is not None and resp.status[:3] == "101":
             _close_result(result)
             result = None
-            conn.send(resp._head(None))
-            conn.switch_protocol(resp.protocol)
-            return UPGRADED
+            return _switch(conn, resp)
         resp.send_result(body)
     except ClientDisconnected:
         resp.keep_alive = False
@@ -315,6 +313,22 @@ def _until_started(result: Iterable[bytes], resp: Response) -> Iterable[bytes]:
         if chunk:
             raise AssertionError("the application yielded body bytes before start_response()")
     return ()
+
+
+def _switch(conn: HTTPConnection, resp: Response) -> str:
+    """Send the 101 head and hand the socket to the protocol; if the client is already gone,
+    the protocol still learns it (``connection_lost``) so it can release what it holds."""
+    protocol = resp.protocol
+    try:
+        conn.send(resp._head(None))
+    except ClientDisconnected as exc:
+        try:
+            protocol.connection_lost(exc)
+        except Exception:
+            log.exception("error in connection_lost of %r", protocol)
+        raise
+    conn.switch_protocol(protocol)
+    return UPGRADED
 
 
 def _safe_fail(resp: Response, status: int, reason: str, keep_alive: bool) -> None:

@@ -183,6 +183,16 @@ class UpgradedConnection:
             else:
                 self._finish(None)
 
+    def shutdown(self) -> None:
+        """The server is stopping: the protocol's ``shutdown()`` says goodbye (a WebSocket
+        closes with 1001) in order with its other callbacks; without one, just close."""
+        stop = getattr(self.protocol, "shutdown", None)
+        if stop is None:
+            return self.close()
+        with self.lock:
+            if not self.closing and not self.closed:
+                self._enqueue(stop)
+
     def abort(self, exc: BaseException | None) -> None:
         with self.lock:
             self.closing = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 
@@ -192,6 +194,39 @@ def test_write_buffer_size_reports_unsent_bytes(serve):
     s.close()
 
 
+class Polite(Echo):
+    """An Echo that says goodbye when the server stops (the optional ``shutdown`` hook)."""
+
+    def shutdown(self):
+        self._enter()
+        self.events.append(("shutdown", None))
+        self.transport.write(b"GOODBYE\n")
+        self.transport.close()
+        self.active -= 1
+
+
+def polite_app(environ, start_response):
+    environ["microweb.upgrade"](Polite())
+    start_response("101 Switching Protocols", [("Upgrade", "echo"), ("Connection", "Upgrade")])
+    return []
+
+
+def test_server_stop_calls_shutdown_before_closing(serve):
+    Echo.instances.clear()
+    srv = serve(polite_app)
+    s, buf = _upgraded(srv)
+    s.sendall(b"hi")
+    _read_until(s, buf, b"HI")
+    srv.stop()
+    rest = read_until_close(s)  # the goodbye arrives before the close
+    assert bytes(buf) + rest == b"HIGOODBYE\n"
+    s.close()
+    proto = Echo.instances[-1]
+    assert proto.lost.wait(5)
+    assert [e[0] for e in proto.events] == ["made", "data", "shutdown", "lost"]
+    assert proto.overlaps == 0
+
+
 def _lazy(app):
     """A PEP 3333 middleware that runs the app (hence start_response) on the first next()."""
 
@@ -222,3 +257,27 @@ def test_lazy_app_that_never_calls_start_response_gets_500(serve):
     data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 500 ")
 
+
+def test_client_gone_before_the_101_still_gets_connection_lost(serve):
+    Echo.instances.clear()
+    client_gone = threading.Event()
+
+    def app(environ, start_response):
+        environ["microweb.upgrade"](Echo())
+        client_gone.wait(5)
+        time.sleep(0.2)  # let the reset arrive
+        start_response("101 Switching Protocols", [("Upgrade", "echo"),
+                                                   ("Connection", "Upgrade")])
+        return []
+
+    srv = serve(app)
+    s = srv.connect()
+    s.sendall(UPGRADE)
+    time.sleep(0.2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # a reset: the 101 cannot be sent
+    client_gone.set()
+    proto = Echo.instances[-1]
+    assert proto.lost.wait(5)
+    assert [e[0] for e in proto.events] == ["lost"] and proto.events[0][1] is not None
+    assert wait_until(lambda: srv.server.connections == 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests import support
 
 from . import raw
+from .conftest import serve_argv
 
 
 @pytest.fixture
@@ -229,3 +232,21 @@ def test_idle_sockets_hold_no_thread(url: str, ws_server: support.Spawned) -> No
             for s in socks:
                 s.close()
     assert during - before < 10, (before, during)
+
+
+def test_clients_see_going_away_when_the_server_stops(port: int) -> None:
+    """SIGTERM: every open WebSocket gets a close frame with 1001, not a dropped TCP (1006)."""
+    with support.spawn(serve_argv("tests.websocket.apps:application", port), port=port) as sp, \
+            contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10))
+                   for _ in range(3)]
+        for ws in sockets:
+            ws.send("still here")
+            assert ws.recv(timeout=10) == "still here"
+        sp.proc.send_signal(signal.SIGTERM)
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == CloseCode.GOING_AWAY
+        assert sp.proc.wait(timeout=20) == 0  # the closing handshake let it exit early
