@@ -190,9 +190,19 @@ class HTTPConnection:
         self.close()
 
     def timed_out(self) -> None:
-        """Called by the loop when a parked connection passed its deadline."""
-        if self.head_deadline is not None:  # a slow client in the middle of a request head
+        """Called by the loop when a parked connection passed its deadline: a client in the
+        middle of a request head gets a 408; an idle one (nothing received) is just closed."""
+        if self.parser.in_head():
             log.info("closing slow client %s: request head not complete in time", self.remote[0])
+            body = b"408 Request Timeout: request head not complete in time\n"
+            head = ("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            try:  # one non-blocking attempt: the loop thread must never wait on a client
+                self.sock.send(head.encode("latin-1") + body)
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.recv(RECV_SIZE)  # unread bytes would turn the close into a reset
+            except (OSError, ValueError):
+                pass
         self.close()
 
     def _park(self) -> None:

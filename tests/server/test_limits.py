@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -113,3 +114,28 @@ def test_huge_single_header_is_rejected_without_buffering_forever(serve):
             pass
         data = read_until_close(s)
     assert data.startswith(b"HTTP/1.1 431") or data == b""
+
+
+def test_trickling_client_gets_408_when_the_header_timeout_expires(serve):
+    srv = serve(hello, header_timeout=0.5)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(100):  # a header byte every 0.1 s, until the server answers
+            readable, _, _ = select.select([s], [], [], 0.1)
+            if readable:
+                break
+            s.sendall(b"X")
+        answer = read_until_close(s)
+    head = answer.split(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout")
+    assert b"Connection: close" in head
+    assert wait_until(lambda: srv.server.connections == 0)
+
+
+def test_idle_connection_gets_no_408(serve):
+    srv = serve(hello, header_timeout=0.5, keepalive_timeout=0.5)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        buf = bytearray()
+        assert read_response(s, buf)[1] == b"Hello, world!"
+        assert read_until_close(s) == b""  # idle keep-alive: closed without a word
