@@ -287,7 +287,8 @@ class SessionMiddleware(Middleware):
                     except (StoreUnavailable, SessionTooLarge, TypeError, ValueError) as exc:
                         self._fail(req, exc)
                 if req.cookies is not None:
-                    headers.extend(("Set-Cookie", c) for c in req.cookies)
+                    if req.cookies:
+                        headers.extend(("Set-Cookie", c) for c in req.cookies)
                     _vary_cookie(headers)
             if req.outcome.replacement is not None:
                 return _replace(req, start_response, exc_info)
@@ -323,7 +324,8 @@ class SessionMiddleware(Middleware):
             if type(body) is list:
                 # PERF: a list is complete: nothing can touch the session during iteration, so
                 # check now and hand the list on (outer layers keep their whole-body paths).
-                self._after(req)
+                if req.session._late:
+                    self._after(req)
                 return body
             return ClosingIterator(body, [lambda: self._after(req)])
         return body  # PERF: untouched session: the app's iterable (and file_wrapper) as is
