@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["load_config", "main"]
 
 _USAGE = """usage: microweb serve module:attr [--host H] [--port P] [--workers N] [--threads N]
-                      [--reload] [--config FILE] [...]
+                      [--reload] [--debugger] [--config FILE] [...]
 
 commands:
   serve    serve a WSGI application with microweb's HTTP/1.1 server
@@ -16,10 +16,18 @@ commands:
 """
 
 
-def _load_config(path: str) -> object:
+def load_config(path: str) -> object:
+    """``microweb.config.load(path)``; a bad file becomes a one-line usage error (exit 2)."""
     from microweb.config import load  # only when --config is given
+    from microweb.options import Error
+    from microweb.server.command import UsageError
 
-    return load(path)
+    try:
+        return load(path)
+    except Error as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         from microweb.server.command import main as serve_main
 
-        return serve_main(rest, prog="microweb serve", config_loader=_load_config)
+        return serve_main(rest, prog="microweb serve", config_loader=load_config)
     print(f"microweb: unknown command {command!r}\n\n{_USAGE}", end="", file=sys.stderr)
     return 2
 

@@ -744,8 +744,6 @@ def test_example_under_gunicorn_through_wsgi_py(tmp_path: Path) -> None:
     assert (tmp_path / "cfgexample" / "var" / "sessions.db").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="microweb/cli.py does not catch microweb.options.Error "
-                   "around microweb.config.load yet (server CLI)")
 def test_microweb_serve_with_a_bad_config_exits_2(tmp_path: Path) -> None:
     import subprocess
 
