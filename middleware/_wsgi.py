@@ -5,6 +5,7 @@
 - :func:`header` / :func:`set_header` / :func:`remove_header` edit a PEP 3333 header list.
 - :func:`plain_response` answers a short-circuited request (403, 429, 500...).
 - :func:`bounded_input` caps the request body a layer reads (never trusts a missing length).
+- :func:`read_exactly` reads a body of known length in one go (a disconnect is a 400).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Protocol, TypeAlias
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "close_iterable",
     "header",
     "plain_response",
+    "read_exactly",
     "remove_header",
     "set_header",
     "status_code",
@@ -150,3 +153,23 @@ def bounded_input(environ: WSGIEnvironment, max_bytes: int | None = None) -> IO[
     Raises werkzeug's ``RequestEntityTooLarge`` when the declared length exceeds ``max_bytes``.
     """
     return get_input_stream(environ, max_content_length=max_bytes)
+
+
+def read_exactly(stream: IO[bytes], length: int) -> bytes:
+    """``length`` bytes of ``stream``, as werkzeug's ``LimitedStream`` reads them but without
+    its wrapper: a stream that ends early or fails raises ``ClientDisconnected`` (400)."""
+    try:
+        data = stream.read(length)
+        if len(data) == length:  # PERF: the usual case, one read
+            return data
+        parts = [data]
+        remaining = length - len(data)
+        while data and remaining > 0:
+            data = stream.read(remaining)
+            parts.append(data)
+            remaining -= len(data)
+    except (OSError, ValueError) as exc:
+        raise ClientDisconnected() from exc
+    if remaining > 0:
+        raise ClientDisconnected()
+    return b"".join(parts)

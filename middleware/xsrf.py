@@ -10,6 +10,7 @@ cannot recover it) while any masked copy unmasks to the same raw token. Tokens m
 from __future__ import annotations
 
 import binascii
+import functools
 import hmac
 import io
 import logging
@@ -20,11 +21,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import werkzeug.urls  # noqa: F401  (registers the werkzeug.url_quote error handler)
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
-from werkzeug.http import dump_cookie, parse_options_header
+from werkzeug.http import dump_cookie
+from werkzeug.wsgi import get_content_length
 
 from . import keys
 from ._cookies import cookie_value
@@ -37,6 +40,7 @@ from ._wsgi import (
     WSGIEnvironment,
     bounded_input,
     plain_response,
+    read_exactly,
 )
 from .base import Middleware
 
@@ -80,19 +84,26 @@ def unmask_xsrf_token(value: str | bytes | None) -> bytes | None:
     if len(raw) > _MAX_TOKEN_CHARS:
         return None
     try:
+        if raw[:2] == b"2|":  # PERF: the usual version 2, no regex
+            return _unmask_v2(raw)
         match = _VERSION_RE.match(raw)
         if match is None:  # version 1: the token in hex, unmasked
             return binascii.a2b_hex(raw) or None
         if match.group(1) != b"2":  # unknown future version: treat as absent, like Tornado
             return None
-        _, mask_hex, masked_hex, stamp = raw.split(b"|")
-        mask = binascii.a2b_hex(mask_hex)
-        int(stamp)
-        if len(mask) != 4 or not masked_hex:
-            return None
-        return _xor(mask, binascii.a2b_hex(masked_hex))
+        return _unmask_v2(raw)
     except (ValueError, binascii.Error):
         return None
+
+
+def _unmask_v2(raw: bytes) -> bytes | None:
+    """``2|mask|masked|timestamp`` unmasked; raises ValueError when malformed."""
+    _, mask_hex, masked_hex, stamp = raw.split(b"|")
+    mask = binascii.a2b_hex(mask_hex)
+    int(stamp)
+    if len(mask) != 4 or not masked_hex:
+        return None
+    return _xor(mask, binascii.a2b_hex(masked_hex))
 
 
 def xsrf_tokens_equal(a: bytes | None, b: bytes | None) -> bool:
@@ -107,7 +118,12 @@ def xsrf_tokens_equal(a: bytes | None, b: bytes | None) -> bool:
 log = logging.getLogger("middleware.xsrf")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+_URLENCODED = "application/x-www-form-urlencoded"
+_FORM_TYPES = frozenset({_URLENCODED, "multipart/form-data"})
+#: field names that urlencoding leaves unchanged ("+" and "%" would be decoded)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~-]+")
+#: werkzeug's decoding error handler for form fields (registered by werkzeug.urls)
+_URL_ERRORS = "werkzeug.url_quote"
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 #: where the raw token lives in a session (hex), when the session keeps it
 SESSION_KEY = "_xsrf"
@@ -132,6 +148,16 @@ def _discard_stream(*args: Any, **kwargs: Any) -> IO[bytes]:
 
 def _origin_of(url: str) -> str | None:
     """``scheme://host[:port]`` of a URL with default ports dropped; None if not http(s)."""
+    # PERF: a site sees few distinct Origin / Referer / Host values; short ones are cached.
+    return _cached_origin(url) if len(url) <= 256 else _parse_origin(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_origin(url: str) -> str | None:
+    return _parse_origin(url)
+
+
+def _parse_origin(url: str) -> str | None:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -201,8 +227,11 @@ class XSRFMiddleware(Middleware):
         self._exact = frozenset(p for p in exempt if isinstance(p, str) and not p.endswith("/"))
         self._prefixes = tuple(p for p in exempt if isinstance(p, str) and p.endswith("/"))
         self._patterns = tuple(p for p in exempt if not isinstance(p, str))
+        self._exempts = bool(self._exact or self._prefixes or self._patterns)
         self.max_body_size = max_body_size
         self.spool_size = spool_size
+        # a name that stands for itself in a urlencoded body can be found without werkzeug
+        self._plain_field = bool(_PLAIN_NAME.fullmatch(field_name))
 
     def __repr__(self) -> str:
         return (f"XSRFMiddleware(token_store={self.token_store!r}, "
@@ -274,37 +303,68 @@ class XSRFMiddleware(Middleware):
 
     def _form_field(self, environ: WSGIEnvironment) -> str | None:
         """Find the ``_xsrf`` field in a form body, then give the app an equivalent input."""
-        mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
-        if mimetype not in _FORM_TYPES:
+        # what werkzeug's parse_options_header answers as the mimetype, without the options
+        mimetype = (environ.get("CONTENT_TYPE") or "").partition(";")[0].strip(" \t")
+        if mimetype.lower() not in _FORM_TYPES:
             return None
-        spool = self._buffer_body(environ)
-        _, form, _ = parse_form_data(dict(environ, **{"wsgi.input": spool}),
+        body, data = self._buffer_body(environ)
+        if mimetype == _URLENCODED and self._plain_field:
+            # PERF: werkzeug's parser builds a MultiDict of every field; one scan finds ours.
+            if data is None:  # a body too big for memory sits in a temporary file
+                data = body.read()
+                body.seek(0)
+            return _urlencoded_field(data, self.field_name)
+        _, form, _ = parse_form_data(dict(environ, **{"wsgi.input": body}),
                                      stream_factory=_discard_stream, silent=True)
-        spool.seek(0)
+        body.seek(0)
         value = form.get(self.field_name)
         return value if isinstance(value, str) else None
 
-    def _buffer_body(self, environ: WSGIEnvironment) -> IO[bytes]:
-        """Copy the body (at most ``max_body_size``) to a spooled file; it becomes wsgi.input."""
+    def _buffer_body(self, environ: WSGIEnvironment) -> tuple[IO[bytes], bytes | None]:
+        """Copy the body (at most ``max_body_size``) to memory, or to a temporary file past
+        ``spool_size``; that copy becomes wsgi.input. Returns it and the bytes when in memory."""
+        length = None if "wsgi.input_terminated" in environ else get_content_length(environ)
+        if length is not None and length <= min(self.spool_size, self.max_body_size):
+            # PERF: a small body of known length: one read, no stream wrapper, no temp file.
+            data = read_exactly(environ["wsgi.input"], length)
+            return self._replace_input(environ, io.BytesIO(data), length), data
         stream = bounded_input(environ, self.max_body_size)  # 413 on a declared oversize
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.spool_size)
+        chunks: list[bytes] = []
+        spool: IO[bytes] | None = None
         size = 0
         try:
             while chunk := stream.read(64 * 1024):
                 size += len(chunk)
                 if size > self.max_body_size:
                     raise RequestEntityTooLarge()
-                spool.write(chunk)
+                if spool is not None:
+                    spool.write(chunk)
+                    continue
+                chunks.append(chunk)
+                if size > self.spool_size:
+                    spool = tempfile.TemporaryFile()
+                    spool.write(b"".join(chunks))
+                    chunks.clear()
         except BaseException:
-            spool.close()
+            if spool is not None:
+                spool.close()
             raise
+        if spool is None:  # a small body stays in memory (nothing to close)
+            data = b"".join(chunks)
+            return self._replace_input(environ, io.BytesIO(data), size), data
         spool.seek(0)
-        environ["wsgi.input"] = environ[_SPOOL] = spool
-        # The app now sees a plain body of known length (even if the client sent it chunked).
+        environ[_SPOOL] = spool
+        return self._replace_input(environ, spool, size), None
+
+    @staticmethod
+    def _replace_input(environ: WSGIEnvironment, body: IO[bytes], size: int) -> IO[bytes]:
+        """The buffered copy becomes wsgi.input, a plain body of known length (even if the
+        client sent it chunked)."""
+        environ["wsgi.input"] = body
         environ["CONTENT_LENGTH"] = str(size)
         environ.pop("wsgi.input_terminated", None)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return spool
+        return body
 
     def _verify(self, environ: WSGIEnvironment, token: bytes | None) -> None:
         self._check_fetch_metadata(environ)
@@ -327,7 +387,8 @@ class XSRFMiddleware(Middleware):
         session = self._session(environ)
         token = self._stored_token(environ, session)
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method not in SAFE_METHODS and not self.is_exempt(environ.get("PATH_INFO", "")):
+        if method not in SAFE_METHODS and not (
+                self._exempts and self.is_exempt(environ.get("PATH_INFO", ""))):
             refusal = self._refusal(environ, token)
             if refusal is not None:
                 _close_spool(environ)
@@ -385,6 +446,23 @@ class XSRFMiddleware(Middleware):
         return plain_response(start_response, "403 Forbidden",
                               f"403 Forbidden: XSRF check failed: {reason}.\n",
                               headers=[("Cache-Control", "no-store")])
+
+
+def _urlencoded_field(data: bytes, name: str) -> str | None:
+    """The first value of field ``name`` in a urlencoded body, exactly as werkzeug's form parser
+    (``parse_qsl(data.decode(), keep_blank_values=True)``) reads it; ``name`` must be plain."""
+    if name.encode() not in data and b"%" not in data:  # PERF: absent field, nothing encoded
+        return None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:  # werkzeug answers an empty form
+        return None
+    for pair in text.split("&"):
+        key, _, value = pair.partition("=")
+        if key == name or ("%" in key and unquote(key.replace("+", " "), errors=_URL_ERRORS)
+                           == name):
+            return unquote(value.replace("+", " "), errors=_URL_ERRORS)
+    return None
 
 
 def _close_spool(environ: WSGIEnvironment) -> None:
