@@ -99,6 +99,12 @@ class _Timer(Protocol):
 class WebSocketProtocol:
     """Implements the server's upgrade protocol (connection_made/data_received/connection_lost)."""
 
+    # PERF: one per open socket; slots keep an idle connection small
+    __slots__ = ("ws", "handler", "ping_interval", "ping_timeout", "max_write_buffer",
+                 "close_timeout", "transport", "_lock", "_lost", "_backlog", "_message",
+                 "_text_decoder", "_ping_timer", "_close_timer", "_ping_sent_at",
+                 "_last_received")
+
     def __init__(self, ws: ServerProtocol, handler: _Handler, *,
                  ping_interval: float | None = None, ping_timeout: float | None = None,
                  max_write_buffer: int | None = None, close_timeout: float = 5.0) -> None:

@@ -91,8 +91,22 @@ class InputStream:
         while line := self.readline():
             yield line
 
+    def detach(self) -> None:
+        """The connection was handed to an upgrade protocol: whatever keeps this environ
+        (the handler, for ``self.request``) must not keep the HTTP connection and its parser
+        alive, so the stream lets go of them and reads as ended."""
+        self._req, self._more, self._buf = _ENDED, _no_more, b""
+
     def readable(self) -> bool:
         return True
 
     def close(self) -> None:
         """Closing is the server's job; apps (and werkzeug) may call this harmlessly."""
+
+
+def _no_more(req: Request) -> bool:
+    return False
+
+
+_ENDED = Request()  # a complete, empty body (shared: reading it changes nothing)
+_ENDED.complete = True

@@ -40,6 +40,7 @@ from .environ import base_environ
 from .poller import IN, ONESHOT, make_poller
 from .pool import ThreadPool
 from .task import FileWrapper
+from .timers import TimerHandle
 from .upgrade import UpgradedConnection
 
 __all__ = ["Server", "TimerHandle"]
@@ -49,20 +50,6 @@ log = logging.getLogger("microweb.server")
 _ARMED = IN | ONESHOT
 _SWEEP_EVERY = 1.0
 _ACCEPT_BATCH = 64
-
-
-class TimerHandle:
-    """Returned by ``call_later``; ``cancel()`` prevents the callback from running."""
-
-    __slots__ = ("when", "callback", "cancelled")
-
-    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
-        self.when = when
-        self.callback = callback
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 class _Listener:
@@ -132,7 +119,10 @@ class Server:
 
     def call_later(self, delay: float, fn: Callable[[], Any]) -> TimerHandle:
         """Run ``fn`` on the coordinating thread after ``delay`` seconds (thread-safe)."""
-        handle = TimerHandle(time.monotonic() + max(0.0, delay), fn)
+        return self.schedule(TimerHandle(time.monotonic() + max(0.0, delay), fn))
+
+    def schedule(self, handle: TimerHandle) -> TimerHandle:
+        """Add ``handle`` to the timers; it fires at ``handle.when`` (thread-safe)."""
         with self._lock:
             heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
             first = self._timers[0][2] is handle
@@ -259,7 +249,7 @@ class Server:
                 _, _, handle = heapq.heappop(timers)
             if not handle.cancelled:
                 try:
-                    handle.callback()
+                    handle.fire()
                 except Exception:
                     log.exception("error in a timer callback")
 

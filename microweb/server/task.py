@@ -109,6 +109,12 @@ class Response:
             raise TypeError("upgrade() needs a protocol object")
         self.protocol = protocol
 
+    def release(self) -> None:
+        """After the switch: drop the connection and request (``environ["microweb.upgrade"]``
+        keeps this object alive as long as the environ lives)."""
+        self.conn = self.req = self.protocol = None  # type: ignore[assignment]
+        self.headers = []
+
     # -- framing -------------------------------------------------------------------------
 
     def _head(self, body_length: int | None) -> bytes:
@@ -274,7 +280,7 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
     result = None
     try:
         environ = build_environ(conn.base, req, server.script_name, conn.remote)
-        environ["wsgi.input"] = InputStream(req, conn.read_body)
+        environ["wsgi.input"] = stream = InputStream(req, conn.read_body)
         environ["microweb.upgrade"] = resp.upgrade
         result = server.app(environ, resp.start_response)
         body = result
@@ -283,7 +289,10 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
         if resp.protocol is not None and resp.status is not None and resp.status[:3] == "101":
             _close_result(result)
             result = None
-            return _switch(conn, resp)
+            outcome = _switch(conn, resp)
+            stream.detach()  # PERF: a kept environ must not pin the HTTP connection (~2 KiB)
+            resp.release()
+            return outcome
         resp.send_result(body)
     except ClientDisconnected:
         resp.keep_alive = False

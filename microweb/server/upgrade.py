@@ -14,13 +14,15 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .poller import ERR, HUP, IN, ONESHOT, OUT
+from .timers import TimerHandle
 
 if TYPE_CHECKING:
-    from .loop import Server, TimerHandle
+    from .loop import Server
 
 __all__ = ["Transport", "UpgradedConnection"]
 
@@ -65,6 +67,24 @@ class Transport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._conn.extra_info(name, default)
+
+
+class _ProtocolTimer(TimerHandle):
+    """A protocol's timer: when due, its callback is queued behind the connection's other
+    callbacks (PERF: a slotted handle instead of a closure per timer, ~200 bytes less)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, when: float, callback: Callable[[], Any],
+                 conn: UpgradedConnection) -> None:
+        super().__init__(when, callback)
+        self.conn = conn
+
+    def fire(self) -> None:
+        conn = self.conn
+        with conn.lock:
+            if not self.cancelled and not conn.lost:
+                conn._enqueue(conn._run_timer, self, self.callback)
 
 
 class UpgradedConnection:
@@ -200,15 +220,8 @@ class UpgradedConnection:
             self._finish(exc)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
-        handle: TimerHandle
-
-        def fire() -> None:
-            with self.lock:
-                if not handle.cancelled and not self.lost:
-                    self._enqueue(self._run_timer, handle, callback)
-
-        handle = self.server.call_later(delay, fire)
-        return handle
+        when = time.monotonic() + max(0.0, delay)
+        return self.server.schedule(_ProtocolTimer(when, callback, self))
 
     def extra_info(self, name: str, default: Any) -> Any:
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
 import threading
 import time
+
+from microweb.server.connection import HTTPConnection
 
 from .conftest import read_response, read_until_close, wait_until
 
@@ -281,3 +284,27 @@ def test_client_gone_before_the_101_still_gets_connection_lost(serve):
     assert proto.lost.wait(5)
     assert [e[0] for e in proto.events] == ["lost"] and proto.events[0][1] is not None
     assert wait_until(lambda: srv.server.connections == 0)
+
+
+def test_a_kept_environ_does_not_pin_the_http_connection(serve):
+    """A handler keeps its environ (self.request) for the socket's life; the HTTP side (its
+    parser and request objects, ~2 KiB) must still be freed after the switch."""
+    kept = []
+
+    def app(environ, start_response):
+        kept.append(environ)
+        return upgrade_app(environ, start_response)
+
+    Echo.instances.clear()
+    srv = serve(app)
+    conns = [_upgraded(srv) for _ in range(10)]
+    for s, buf in conns:
+        s.sendall(b"x")
+        _read_until(s, buf, b"X")
+    gc.collect()
+    http_side = [o for o in gc.get_objects()
+                 if type(o) is HTTPConnection and o.server is srv.server]
+    assert http_side == []
+    assert all(environ["wsgi.input"].read() == b"" for environ in kept)
+    for s, _ in conns:
+        s.close()
