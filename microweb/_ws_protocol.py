@@ -25,6 +25,7 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN, SEND_EOF
+from websockets.protocol import Protocol as _SansIOProtocol
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -71,8 +72,13 @@ def new_server_protocol(*, compression: dict[str, Any] | None = None,
                 return None
             return Subprotocol(chosen)
     # state=OPEN: the parser starts at frames, the HTTP request was parsed by the server.
-    return ServerProtocol(state=OPEN, extensions=extensions, select_subprotocol=chooser,
-                          max_size=max_size, logger=_ws_logger)
+    ws = ServerProtocol(state=OPEN, extensions=extensions, select_subprotocol=chooser,
+                        max_size=max_size, logger=_ws_logger)
+    # PERF: ServerProtocol.parse() only wraps the frame parser for the handshake it would
+    # read; the frame parser alone saves a suspended generator (~250 bytes) per open socket.
+    ws.parser = _SansIOProtocol.parse(ws)
+    next(ws.parser)
+    return ws
 
 
 def accept_handshake(ws: ServerProtocol, request: Request) -> Response:
