@@ -64,9 +64,9 @@ def new_xsrf_token() -> bytes:
 
 def _xor(mask: bytes, data: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (Tornado's ``_websocket_mask``)."""
-    repeated = (mask * (len(data) // len(mask) + 1))[: len(data)]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
-        len(data), "big")
+    size = len(data)
+    repeated = mask * (size >> 2) if size & 3 == 0 else (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big")
 
 
 def mask_xsrf_token(token: bytes, timestamp: int | None = None) -> str:
@@ -323,7 +323,7 @@ class XSRFMiddleware(Middleware):
     def _buffer_body(self, environ: WSGIEnvironment) -> tuple[IO[bytes], bytes | None]:
         """Copy the body (at most ``max_body_size``) to memory, or to a temporary file past
         ``spool_size``; that copy becomes wsgi.input. Returns it and the bytes when in memory."""
-        length = None if "wsgi.input_terminated" in environ else get_content_length(environ)
+        length = _declared_length(environ)
         if length is not None and length <= min(self.spool_size, self.max_body_size):
             # PERF: a small body of known length: one read, no stream wrapper, no temp file.
             data = read_exactly(environ["wsgi.input"], length)
@@ -362,8 +362,10 @@ class XSRFMiddleware(Middleware):
         client sent it chunked)."""
         environ["wsgi.input"] = body
         environ["CONTENT_LENGTH"] = str(size)
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        if "wsgi.input_terminated" in environ:
+            del environ["wsgi.input_terminated"]
+        if "HTTP_TRANSFER_ENCODING" in environ:
+            del environ["HTTP_TRANSFER_ENCODING"]
         return body
 
     def _verify(self, environ: WSGIEnvironment, token: bytes | None) -> None:
@@ -446,6 +448,16 @@ class XSRFMiddleware(Middleware):
         return plain_response(start_response, "403 Forbidden",
                               f"403 Forbidden: XSRF check failed: {reason}.\n",
                               headers=[("Cache-Control", "no-store")])
+
+
+def _declared_length(environ: WSGIEnvironment) -> int | None:
+    """The body length werkzeug's ``get_content_length`` reads; None for a streamed body."""
+    if "wsgi.input_terminated" in environ:
+        return None
+    value = environ.get("CONTENT_LENGTH")
+    if value and value.isdigit() and value.isascii() and "HTTP_TRANSFER_ENCODING" not in environ:
+        return int(value)  # PERF: the usual plain length
+    return get_content_length(environ)
 
 
 def _urlencoded_field(data: bytes, name: str) -> str | None:

@@ -31,13 +31,15 @@ URLENCODED = "application/x-www-form-urlencoded"
 TOKEN = new_xsrf_token()
 OTHER = new_xsrf_token()
 NAMES = ["_xsrf", "%5Fxsrf", "%5fxsrf", "_xs%72f", "%5F%78%73%72%66", "_xsrf%20", "+_xsrf",
-         "_XSRF", "_xsrf_", "x_xsrf", "name", "", "_xs+rf", "_xsrf%", "%5", "%E9"]
+         "_XSRF", "_xsrf_", "x_xsrf", "name", "", "_xs+rf", "_xsrf%", "%5", "%E9", "_xsrf\n",
+         "a=b"]
 
 
 def _values() -> list[str]:
     good, bad = mask_xsrf_token(TOKEN), mask_xsrf_token(OTHER)
     return [good, quote(good, safe=""), good.replace("|", "%7c"), bad, "", "garbage",
-            "%FF", "caf%C3%A9", "a+b", "%", "2|zz|yy|1", TOKEN.hex(), good + "%00"]
+            "%FF", "caf%C3%A9", "a+b", "%", "2|zz|yy|1", TOKEN.hex(), good + "%00",
+            "a\n", "x=y", "é"]
 
 
 def generated_bodies(seed: int, count: int) -> list[bytes]:
@@ -188,3 +190,15 @@ def test_read_exactly_collects_short_reads_and_stops_at_the_length() -> None:
     assert read_exactly(io.BytesIO(b"abc"), 0) == b""
     with pytest.raises(ClientDisconnected):
         read_exactly(_Trickle(b"0123"), 10)
+
+
+def test_masking_round_trips_tokens_of_any_length() -> None:
+    """Tokens of lengths that are not a multiple of the 4-byte mask still unmask intact."""
+    rng = random.Random(7)
+    for size in range(1, 40):
+        raw = bytes(rng.randrange(256) for _ in range(size))
+        masked = mask_xsrf_token(raw)
+        assert unmask_xsrf_token(masked) == raw
+        _, mask_hex, masked_hex, _ = masked.split("|")
+        mask = bytes.fromhex(mask_hex)
+        assert bytes.fromhex(masked_hex) == bytes(b ^ mask[i % 4] for i, b in enumerate(raw))
