@@ -140,6 +140,9 @@ class WebSocketProtocol:
             self._flush()
             if self.ping_interval and self.ws.state is OPEN:
                 self._ping_timer = transport.call_later(self.ping_interval, self._keepalive)
+        connected = getattr(self.handler, "_ws_connected", None)
+        if connected is not None:
+            connected()
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the parser, answer control frames, deliver complete messages in order."""
