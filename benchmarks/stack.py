@@ -8,7 +8,9 @@ the output off) -> IPBlacklist (a deny list) -> Gzip -> SignedCookies (one signe
 one signed cookie out) -> Session (SQLite file, an existing session read) -> XSRF (GET, the
 token taken from the session and masked for the page). It is measured with a small body (below
 Gzip's ``min_size``) and with a 2 KB body (compressed), against bare Flask's hello.
-``AccessLog+fmt`` is the access log with a handler that formats every line.
+``AccessLog+fmt`` is the access log with a handler that formats every line. The ``form`` cases
+POST a 5-field urlencoded form carrying the ``_xsrf`` field (XSRF alone, the whole stack)
+against Flask reading two fields of the same form.
 
     python -m benchmarks.stack [--quick] [--only "bare WSGI,Flask hello,stack"]
 
@@ -28,6 +30,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from middleware import (
     AccessLogMiddleware,
@@ -49,6 +52,7 @@ SECRET = "benchmark-secret-" + "x" * 24
 HELLO = b"Hello, world!"
 BIG = b"".join(b"line %04d of a compressible page body\n" % i for i in range(54))[:2048]
 COOKIES = "theme=dark; lang=en; tz=UTC; cart=3; visitor=abc123"
+FORM = b"name=alice&email=alice%40example.com&age=30&city=Paris&bio=hello+world"
 LOGGER = "benchmarks.stack.access"
 FORMATTED_LOGGER = "benchmarks.stack.access_formatted"
 
@@ -78,6 +82,9 @@ def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
         session.get("user")
     environ.get(keys.XSRF_TOKEN)
     body = BIG if environ["PATH_INFO"] == "/big" else HELLO
+    if environ["REQUEST_METHOD"] == "POST":  # the form: read it, answer two fields
+        form = parse_qs(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])).decode())
+        body = f"{form['name'][0]} <{form['email'][0]}>".encode()
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                               ("Content-Length", str(len(body))),
                               ("Set-Cookie", "prefs=compact; Path=/; HttpOnly")])
@@ -98,7 +105,7 @@ class Fixture:
         self.keyring = KeyRing(SECRET)
         self.store = SQLiteStore(workdir / "sessions.sqlite3")
         sid = "s" * 43
-        token = new_xsrf_token()
+        self.token = token = new_xsrf_token()
         self.store.save(sid, b'{"user":"alice","%s":"%s"}' % (SESSION_KEY.encode(),
                                                              token.hex().encode()), 86400)
         self.session_cookie = self.keyring.sign(sid, salt="microweb.session:session")
@@ -130,8 +137,10 @@ class Fixture:
         }
 
 
-def caller(app: App, environ: dict[str, Any]) -> Callable[[], bytes]:
-    """One request: copy the prepared environ, call the app, drain and close the body."""
+def caller(app: App, environ: dict[str, Any], body: bytes | None = None
+           ) -> Callable[[], bytes]:
+    """One request: copy the prepared environ (with a fresh input holding ``body``, if any),
+    call the app, drain and close the body."""
     status: list[str] = []
 
     def start_response(st: str, headers: list[Any], exc_info: Any = None) -> Any:
@@ -140,6 +149,8 @@ def caller(app: App, environ: dict[str, Any]) -> Callable[[], bytes]:
 
     def one() -> bytes:
         env = environ.copy()
+        if body is not None:
+            env["wsgi.input"] = io.BytesIO(body)
         result = app(env, start_response)
         try:
             return b"".join(result)
@@ -164,6 +175,24 @@ def flask_hello() -> App:
     return app.wsgi_app  # type: ignore[return-value]
 
 
+def flask_form() -> App:
+    import flask
+
+    app = flask.Flask("bench_form")
+
+    @app.post("/form")
+    def form() -> str:
+        return f"{flask.request.form['name']} <{flask.request.form['email']}>"
+
+    return app.wsgi_app  # type: ignore[return-value]
+
+
+def form_post(env: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """``env`` turned into the POST of a urlencoded ``body`` to /form."""
+    return dict(env, REQUEST_METHOD="POST", PATH_INFO="/form", CONTENT_LENGTH=str(len(body)),
+                CONTENT_TYPE="application/x-www-form-urlencoded")
+
+
 def build_cases(fx: Fixture) -> dict[str, Callable[[], bytes]]:
     env = base_environ()
     env["HTTP_COOKIE"] = fx.cookies()
@@ -179,6 +208,13 @@ def build_cases(fx: Fixture) -> dict[str, Callable[[], bytes]]:
     stack = compose(trivial_app, *layers.values())
     cases["stack"] = caller(stack, env)
     cases["stack 2 KB"] = caller(stack, big)
+    signed = FORM + b"&_xsrf=" + mask_xsrf_token(fx.token).encode()
+    cases["Flask form"] = caller(flask_form(), form_post(base_environ(), FORM), FORM)
+    cases["bare form"] = caller(trivial_app, form_post(env, signed), signed)
+    # XSRF alone sees the plain-http origin (no ProxyMiddleware to restore https)
+    alone = form_post(dict(env, HTTP_REFERER="http://example.com/form"), signed)
+    cases["XSRF form"] = caller(compose(trivial_app, layers["XSRF"]), alone, signed)
+    cases["stack form"] = caller(stack, form_post(env, signed), signed)
     return cases
 
 
@@ -222,11 +258,13 @@ def measure(cases: dict[str, Callable[[], bytes]], rounds: int,
 
 
 def report(best: dict[str, float]) -> None:
-    bare = best.get("bare WSGI", 0.0)
-    print("\nµs per request (lower is better); 'layer' = the case minus bare WSGI")
+    print("\nµs per request (lower is better); 'layer' = the case minus bare WSGI (for the "
+          "form cases: minus bare form, the app reading the form alone)")
     print(f"{'case':<16}{'µs':>9}{'layer':>9}")
     for name, us in best.items():
-        extra = "" if name in ("bare WSGI", "Flask hello") else f"{us - bare:9.2f}"
+        bare = best.get("bare form" if name.endswith(" form") else "bare WSGI", 0.0)
+        baselines = ("bare WSGI", "Flask hello", "Flask form", "bare form")
+        extra = "" if name in baselines else f"{us - bare:9.2f}"
         print(f"{name:<16}{us:9.2f}{extra}")
     flask = best.get("Flask hello")
     if flask:
@@ -234,6 +272,9 @@ def report(best: dict[str, float]) -> None:
             if name in best:
                 print(f"{name} / Flask hello = {best[name] / flask:.2f} "
                       "(below 1.00: the whole stack costs less than bare Flask)")
+    if "stack form" in best and "Flask form" in best:
+        print(f"stack form / Flask form = {best['stack form'] / best['Flask form']:.2f} "
+              "(below 1.00: the whole stack reads a form faster than bare Flask)")
 
 
 def main(argv: list[str] | None = None) -> int:
