@@ -88,10 +88,16 @@ class ClosingIterator:
             return
         self._closed = True
         error: BaseException | None = None
-        for step in (lambda: close_iterable(self._iterable), *self._callbacks):
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        except BaseException as exc:  # keep closing; re-raise the first failure below
+            error = exc
+        for callback in self._callbacks:
             try:
-                step()
-            except BaseException as exc:  # keep closing; re-raise the first failure below
+                callback()
+            except BaseException as exc:
                 error = error or exc
         if error is not None:
             raise error
