@@ -202,3 +202,12 @@ def test_masking_round_trips_tokens_of_any_length() -> None:
         _, mask_hex, masked_hex, _ = masked.split("|")
         mask = bytes.fromhex(mask_hex)
         assert bytes.fromhex(masked_hex) == bytes(b ^ mask[i % 4] for i, b in enumerate(raw))
+
+
+def test_field_name_that_urlencoding_changes_is_still_found() -> None:
+    """A custom field name with a space is read by werkzeug's parser, encoded either way."""
+    client = Client(XSRFMiddleware(_echo_body, field_name="csrf token"), use_cookies=False)
+    good = quote(mask_xsrf_token(TOKEN), safe="")
+    assert _post(client, f"a=1&csrf+token={good}".encode()).status_code == 200
+    assert _post(client, f"csrf%20token={good}".encode()).status_code == 200
+    assert _post(client, f"_xsrf={good}".encode()).status_code == 403
