@@ -221,6 +221,7 @@ class Server:
                             conn.on_readable()
                     else:
                         conn.on_event(mask)  # type: ignore[union-attr]
+                    conn = None  # an idle thread must not keep the last connection alive
                 elif fd == wake:
                     self._run_tasks()
                 elif fd in self._listeners:
