@@ -101,10 +101,11 @@ class UpgradedConnection:
         self.remote = remote
         self.protocol = protocol
         self.lock = threading.RLock()
-        self.out = bytearray()
+        self.out: bytes | bytearray = b""  # PERF: a bytearray only while bytes wait
         self.closing = False
         self.closed = False
-        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        # PERF: a list only while callbacks wait (an idle socket holds neither buffer)
+        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
         self.running = False
         self.lost = False
         self.pending_in = 0
@@ -159,7 +160,9 @@ class UpgradedConnection:
                 sent = 0
             except OSError as exc:
                 return self._finish(exc)
-            del self.out[:sent]
+            del self.out[:sent]  # type: ignore[union-attr]  # a bytearray when non-empty
+            if not self.out:
+                self.out = b""
         if not self.out and self.closing:
             self._finish(None)
 
@@ -190,7 +193,10 @@ class UpgradedConnection:
                 if sent == len(data):
                     return
                 data = data[sent:]
-            self.out += data
+            if self.out:
+                self.out += data
+            else:
+                self.out = bytearray(data)
             self._rearm()
 
     def close(self) -> None:
@@ -216,7 +222,7 @@ class UpgradedConnection:
     def abort(self, exc: BaseException | None) -> None:
         with self.lock:
             self.closing = True
-            self.out.clear()
+            self.out = b""
             self._finish(exc)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
@@ -255,6 +261,8 @@ class UpgradedConnection:
 
     def _enqueue(self, fn: Callable[..., Any], *args: Any) -> None:
         with self.lock:
+            if self.queue is None:
+                self.queue = []
             self.queue.append((fn, args))
             if not self.running:
                 self.running = True
@@ -264,6 +272,7 @@ class UpgradedConnection:
         while True:
             with self.lock:
                 if not self.queue:
+                    self.queue = None
                     self.running = False
                     return
                 fn, args = self.queue.pop(0)
@@ -290,5 +299,5 @@ class UpgradedConnection:
     def _lose(self, exc: BaseException | None) -> None:
         self.lost = True
         with self.lock:
-            self.queue.clear()
+            self.queue = None
         self.protocol.connection_lost(exc)
