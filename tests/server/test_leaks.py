@@ -1,38 +1,46 @@
-"""No file descriptor or thread leaks over 10,000 requests (keep-alive, close, errors)."""
+"""No file descriptor or thread leaks over 10,000 requests (keep-alive, close, errors).
+
+The check runs in a fresh interpreter so that threads and sockets of other tests in the same
+pytest process (session fixtures, background purgers, closing clients) cannot blur the counts.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 import threading
 
-from .conftest import read_response, wait_until
+from tests import support
+
+from .conftest import Running, read_response, read_until_close, wait_until
 
 
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_no_fd_or_thread_leak_over_10000_requests(serve):
-    def app(environ, start_response):
-        if environ["PATH_INFO"] == "/boom":
-            raise RuntimeError("expected")
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
+def _app(environ, start_response):
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("expected")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
 
-    srv = serve(app, threads=4)
-    warm = srv.connect()
-    warm.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    read_response(warm)
-    warm.close()
-    assert wait_until(lambda: srv.server.connections == 0)
-    fds, threads = _fds(), threading.active_count()
 
-    import logging
-    logging.getLogger("microweb.server").disabled = True
+def _check() -> str:
+    """Serve 10,000 requests in process; return a description of any leak ('' when none)."""
+    srv = Running(_app, threads=4)
     try:
+        with srv.connect(30) as warm:
+            warm.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            read_response(warm)
+        assert wait_until(lambda: srv.server.connections == 0, 30)
+        fds, threads = _fds(), threading.active_count()
+        logging.getLogger("microweb.server").disabled = True
         total = 0
         for _ in range(20):  # 20 connections x 400 keep-alive requests
-            with srv.connect() as s:
+            with srv.connect(30) as s:
                 buf = bytearray()
                 batch = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 50
                 for _ in range(8):
@@ -42,12 +50,32 @@ def test_no_fd_or_thread_leak_over_10000_requests(serve):
                         total += 1
         for i in range(2000):  # Connection: close, some failing in the app
             path = b"/boom" if i % 10 == 0 else b"/"
-            data = srv.raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert data.startswith(b"HTTP/1.1 500" if i % 10 == 0 else b"HTTP/1.1 200")
+            with srv.connect(30) as s:
+                s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = read_until_close(s)
+            assert data.startswith(b"HTTP/1.1 500" if i % 10 == 0 else b"HTTP/1.1 200"), data
             total += 1
+        assert total == 10_000
+        problems = []
+        if not wait_until(lambda: srv.server.connections == 0, 30):
+            problems.append(f"{srv.server.connections} connections still counted")
+        if not wait_until(lambda: _fds() <= fds, 30):
+            problems.append(f"fds {fds} -> {_fds()}")
+        if not wait_until(lambda: threading.active_count() <= threads, 30):
+            problems.append(f"threads {threads} -> {threading.active_count()}")
+        return "; ".join(problems)
     finally:
-        logging.getLogger("microweb.server").disabled = False
-    assert total == 10_000
-    assert wait_until(lambda: srv.server.connections == 0)
-    assert wait_until(lambda: _fds() <= fds)
-    assert wait_until(lambda: threading.active_count() <= threads)
+        srv.stop()
+
+
+def test_no_fd_or_thread_leak_over_10000_requests() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tests.server.test_leaks"], cwd=support.ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "no leak", proc.stdout + proc.stderr
+
+
+if __name__ == "__main__":
+    leak = _check()
+    print(leak or "no leak")
+    sys.exit(1 if leak else 0)
