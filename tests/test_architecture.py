@@ -23,7 +23,8 @@ def _imports(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module
 
 
-def _violations(folder: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
+def _violations(folder: str, forbidden: tuple[str, ...],
+                allowed: tuple[str, ...] = ()) -> list[str]:
     found = []
     for path in sorted((ROOT / folder).rglob("*.py")):
         for lineno, name in _imports(path):
