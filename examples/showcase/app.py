@@ -6,9 +6,11 @@ data folder (``examples/showcase/var/`` by default, ``MICROWEB_SHOWCASE_DATA`` t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +44,22 @@ ROUTES: list[Any] = [
 def load_secret(data_dir: Path) -> str:
     """``MICROWEB_SHOWCASE_SECRET``, else a random key kept in ``<data>/secret.key`` (0600).
 
-    Kept on disk so a restart (or a second worker process) does not log everybody out.
+    Kept on disk so a restart (or a second worker process) does not log everybody out. Worker
+    processes build the app at the same time: the key is written to a private temporary file
+    and hard-linked into place, so nobody ever reads a half-written key.
     """
     if env := os.environ.get("MICROWEB_SHOWCASE_SECRET"):
         return env
     path = data_dir / "secret.key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32))
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):  # another process won the race
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import random
 import secrets
 import sqlite3
 import time
@@ -69,17 +70,41 @@ class Database:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as conn:
+        for attempt in range(100):  # worker processes start together: one creates, others wait
+            try:
+                self._create()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.02 + random.random() * 0.05)
+
+    def _create(self) -> None:
+        """Schema, sample houses and demo users, in one write transaction (idempotent)."""
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            if conn.execute("SELECT count(*) FROM houses").fetchone()[0] == 0:
-                conn.executemany("INSERT INTO houses(title, position, price, score, comments)"
-                                 " VALUES (?, ?, ?, ?, ?)", _SAMPLE_HOUSES)
-            for name, password in DEMO_USERS.items():
-                if not conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
-                    salt = secrets.token_bytes(16)
-                    conn.execute("INSERT INTO users VALUES (?, ?, ?)",
-                                 (name, salt, _hash_password(password, salt)))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fill(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def _fill(self, conn: sqlite3.Connection) -> None:
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        if conn.execute("SELECT count(*) FROM houses").fetchone()[0] == 0:
+            conn.executemany("INSERT INTO houses(title, position, price, score, comments)"
+                             " VALUES (?, ?, ?, ?, ?)", _SAMPLE_HOUSES)
+        for name, password in DEMO_USERS.items():
+            if not conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+                salt = secrets.token_bytes(16)
+                conn.execute("INSERT INTO users VALUES (?, ?, ?)",
+                             (name, salt, _hash_password(password, salt)))
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
