@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import re
+import subprocess
 
 from webtest import TestApp
 from werkzeug.test import Client
 
 from examples.showcase import make_app
+from examples.showcase.data import Database
 from tests.examples.conftest import login
+from tests.support import PYTHON, ROOT
 
 
 def _session_cookie(app: TestApp) -> str | None:
@@ -202,3 +206,18 @@ def test_security_headers_on_pages_and_errors(showcase):
         assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
         assert res.headers["X-Content-Type-Options"] == "nosniff"
         assert res.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_worker_processes_starting_together_share_secret_and_data(tmp_path):
+    """Pre-forked workers build the app at once: one key, one schema, the samples seeded once."""
+    code = ("import sys; from examples.showcase.app import make_app, load_secret; "
+            "from pathlib import Path; d = Path(sys.argv[1]); make_app(d, access_log=None); "
+            "print(load_secret(d))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MICROWEB_SHOWCASE_SECRET", None)
+    procs = [subprocess.Popen([PYTHON, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert len(Database(tmp_path / "showcase.sqlite3").houses()) == 3
