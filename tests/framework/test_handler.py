@@ -618,7 +618,7 @@ def test_returning_a_value_from_a_method_is_a_clear_error(logs: Any) -> None:
 
 
 def test_addslash_and_removeslash_redirect_like_tornado() -> None:
-    from microweb.handler import addslash, removeslash
+    from microweb import addslash, removeslash  # as tornado.web offers them
 
     class Add(web.RequestHandler):
         @addslash
