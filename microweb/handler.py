@@ -60,6 +60,14 @@ _ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
 _REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
 _sha1 = hashlib.sha1  # ETags are not a security feature
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
+# Browsers drop tabs/newlines in URLs and read a backslash as "/": "/\\evil" names a host.
+_BROWSER_DROPS = str.maketrans({"\t": None, "\n": None, "\r": None, "\\": "/"})
+
+
+def _protocol_relative(path: str) -> bool:
+    """Whether a browser would read ``path`` as ``//host...`` (an open redirect if sent back)."""
+    return path.translate(_BROWSER_DROPS).startswith("//")
+
 
 def _unimplemented_method(self: RequestHandler, *args: Any, **kwargs: Any) -> None:
     raise HTTPError(405)
@@ -679,6 +687,8 @@ def removeslash(method: _Method) -> _Method:
             if self.request.method not in _ETAG_METHODS:
                 raise HTTPError(404)
             target = path.rstrip("/")
+            if _protocol_relative(target):  # "//evil.example/" must not go to another host
+                raise HTTPError(403, "cannot redirect path with two initial slashes")
             if target:  # never redirect "/" to ""
                 query = self.request.query
                 self.redirect(target + ("?" + query if query else ""), permanent=True)
@@ -695,6 +705,8 @@ def addslash(method: _Method) -> _Method:
         if not path.endswith("/"):
             if self.request.method not in _ETAG_METHODS:
                 raise HTTPError(404)
+            if _protocol_relative(path):  # "//evil.example" must not go to another host
+                raise HTTPError(403, "cannot redirect path with two initial slashes")
             query = self.request.query
             self.redirect(path + "/" + ("?" + query if query else ""), permanent=True)
             return None

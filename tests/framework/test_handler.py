@@ -644,6 +644,42 @@ def test_addslash_and_removeslash_redirect_like_tornado() -> None:
     assert client.get("/").text == "without slash"
 
 
+def test_addslash_and_removeslash_never_redirect_to_another_host() -> None:
+    from microweb import addslash, removeslash
+
+    class Add(web.RequestHandler):
+        @addslash
+        def get(self, path: str) -> None:
+            self.write("with slash")
+
+    class Remove(web.RequestHandler):
+        @removeslash
+        def get(self, path: str) -> None:
+            self.write("without slash")
+
+    client = lint_client(web.Application([(r"/add(.*)", Add), (r"(/.*)", Remove)]), lint=False)
+    for path in ("//evil.example/", "//evil.example//"):
+        response = client.get(path, status=403, expect_errors=True)
+        assert "Location" not in response.headers
+    client.get("/add//evil.example", status=404, expect_errors=True)  # no route: nothing sent
+    response = client.get("/x//evil.example/", status=301)
+    assert response.headers["Location"] == "/x//evil.example"
+
+
+def test_addslash_refuses_a_protocol_relative_target() -> None:
+    from microweb import addslash
+
+    class Add(web.RequestHandler):
+        @addslash
+        def get(self, path: str) -> None:
+            self.write("with slash")
+
+    client = lint_client(web.Application([(r"(/.*)", Add)]), lint=False)
+    response = client.get("//evil.example", status=403, expect_errors=True)
+    assert "Location" not in response.headers
+    assert client.get("/a//b", status=301).headers["Location"] == "/a//b/"
+
+
 def test_redirect_encodes_non_ascii_and_refuses_header_injection() -> None:
     class R(web.RequestHandler):
         def get(self) -> None:
