@@ -423,7 +423,7 @@ class XSRFMiddleware(Middleware):
             reason = str(exc)
             return lambda sr: self._forbidden(environ, sr, reason)
         except RequestEntityTooLarge:
-            log.warning("XSRF check refused %s %s: form body over %d bytes",
+            log.warning("XSRF check refused %s %r: form body over %d bytes",
                         environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
                         self.max_body_size)
             return lambda sr: plain_response(
@@ -443,7 +443,8 @@ class XSRFMiddleware(Middleware):
 
     def _forbidden(self, environ: WSGIEnvironment, start_response: StartResponse,
                    reason: str) -> list[bytes]:
-        log.warning("XSRF check failed for %s %s from %s: %s", environ.get("REQUEST_METHOD"),
+        # %r: the path is client-controlled; a decoded %0A must not forge a log line
+        log.warning("XSRF check failed for %s %r from %s: %s", environ.get("REQUEST_METHOD"),
                     environ.get("PATH_INFO"), environ.get("REMOTE_ADDR"), reason)
         return plain_response(start_response, "403 Forbidden",
                               f"403 Forbidden: XSRF check failed: {reason}.\n",

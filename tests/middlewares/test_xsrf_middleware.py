@@ -117,6 +117,16 @@ def test_post_without_token_is_403_with_a_clear_body(app: Any,
     assert any("XSRF check failed" in r.getMessage() for r in caplog.records)
 
 
+def test_refusal_log_line_escapes_a_forged_path(caplog: pytest.LogCaptureFixture) -> None:
+    client = make()
+    client.get("/")
+    with caplog.at_level(logging.WARNING, "middleware.xsrf"):
+        client.post("/a%0A2026-01-01 INFO forged line", {"name": "x"}, status=403)
+    messages = [r.getMessage() for r in caplog.records if r.name == "middleware.xsrf"]
+    assert messages and all("\n" not in m for m in messages)
+    assert any("forged line" in m for m in messages)
+
+
 def test_post_with_form_field_passes_and_app_still_reads_the_body(app: Any) -> None:
     client = make(app)
     token = token_of(client)
