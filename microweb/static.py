@@ -78,7 +78,10 @@ class StaticFileHandler(RequestHandler):
         content_type = self.get_content_type()
         self.modified = self.get_modified_time()
         cache_time = self.get_cache_time(self.path, self.modified, content_type)
-        version = self._get_cached_version(absolute_path)
+        if self.settings.get("static_hash_cache", True) is False:
+            version = self._compute_version(absolute_path)  # an edited file gets a new ETag
+        else:
+            version = self._get_cached_version(absolute_path)
         environ = self._range_environ(self.request.environ, self._stat_result.st_size)
         try:
             response = send_file(

@@ -224,6 +224,15 @@ def test_hash_cached_unless_static_hash_cache_false(site: Path) -> None:
     assert cached.get("/url", {"p": "css/app.css"}).text != first
 
 
+def test_edited_file_is_not_a_304_when_static_hash_cache_is_false(site: Path) -> None:
+    app = _app(site, debug=True)  # debug implies static_hash_cache=False
+    etag = app.get("/static/css/app.css").headers["ETag"]
+    (site / "static" / "css" / "app.css").write_bytes(b"body { color: blue; }\n")
+    resp = app.get("/static/css/app.css", headers={"If-None-Match": etag}, status=200)
+    assert resp.body == b"body { color: blue; }\n"
+    assert resp.headers["ETag"] != etag
+
+
 def test_static_url_for_missing_file_has_no_version(site: Path) -> None:
     assert _app(site).get("/url", {"p": "missing.css"}).text == "/static/missing.css"
 
