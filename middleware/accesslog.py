@@ -41,7 +41,7 @@ LOGGER_NAME = "microweb.access"
 #: Apache/nginx "combined" format, understood by every log analyser.
 COMBINED = ('{remote_addr} - {user} [{time}] "{request_line}" {status} {bytes_or_dash} '
             '"{referer}" "{user_agent}"')
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\xff"\\]')
 _SAMPLE = dict.fromkeys(
     ("remote_addr", "user", "time", "request_line", "method", "path", "protocol", "status",
@@ -281,7 +281,7 @@ class AccessLogMiddleware(Middleware):
     def request_id(self, environ: WSGIEnvironment) -> str:
         """The incoming request id if trusted and well-formed, else a fresh one."""
         incoming = environ.get(self._environ_header, "")
-        if self.trust_request_id and _REQUEST_ID_RE.match(incoming):
+        if self.trust_request_id and _REQUEST_ID_RE.fullmatch(incoming):
             return str(incoming)
         return _uuid4_hex()
 

@@ -31,7 +31,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # RFC 7230 host: reg-name / IPv4 / [IPv6], optional port; nothing else may reach HTTP_HOST.
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+# Used with fullmatch: ``$`` would also accept a trailing newline.
+_HOST_RE = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*(?:;|$)')
 
 
@@ -210,7 +211,7 @@ class ProxyMiddleware(Middleware):
             environ["REMOTE_ADDR"] = client
             if self.forward_scheme and proto and proto.lower() in ("http", "https"):
                 environ["wsgi.url_scheme"] = proto.lower()
-            if self.forward_host and host and _HOST_RE.match(host):
+            if self.forward_host and host and _HOST_RE.fullmatch(host):
                 environ["HTTP_HOST"] = host
         environ[keys.PROXY_RESOLVED] = True
         return self.app(environ, start_response)

@@ -76,6 +76,22 @@ def test_request_id_echoed_and_exposed(app_kind: str, records: pytest.LogCapture
         "abc-123.def", generated.headers["X-Request-ID"]]
 
 
+def test_request_id_with_a_trailing_newline_is_replaced() -> None:
+    seen: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.extend(headers)
+        return lambda data: None
+
+    app = AccessLogMiddleware(bare_app)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http",
+               "HTTP_X_REQUEST_ID": "abc\n"}
+    b"".join(app(environ, start_response))
+    [echoed] = [value for name, value in seen if name == "X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", echoed)
+    assert re.fullmatch(r"[0-9a-f]{32}", environ[keys.REQUEST_ID])
+
+
 def test_untrusted_request_ids_are_replaced() -> None:
     app = client(compose(bare_app, AccessLogMiddleware.configure(trust_request_id=False)))
     response = app.get("/", headers={"X-Request-ID": "abc"})

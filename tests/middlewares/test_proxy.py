@@ -70,6 +70,15 @@ def test_malformed_forwarded_host_ignored(host: str) -> None:
     assert environ[keys.ORIGINAL_HOST] == "real.example"
 
 
+def test_forwarded_host_with_a_trailing_newline_ignored() -> None:
+    environ = {"REMOTE_ADDR": "10.0.0.1", "HTTP_HOST": "real.example",
+               "HTTP_FORWARDED": 'for=203.0.113.7;host="evil.example\n"'}
+    app = ProxyMiddleware(lambda e, s: [], trusted=TRUSTED, mode="forwarded")
+    app(environ, None)  # type: ignore[arg-type]
+    assert environ["REMOTE_ADDR"] == "203.0.113.7"
+    assert environ["HTTP_HOST"] == "real.example"
+
+
 def test_scheme_other_than_http_https_ignored() -> None:
     environ = {"REMOTE_ADDR": "10.0.0.1", "wsgi.url_scheme": "http",
                "HTTP_X_FORWARDED_FOR": "1.2.3.4", "HTTP_X_FORWARDED_PROTO": "javascript"}
