@@ -293,7 +293,7 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         if self._json is _UNSET:
             try:
                 self._json = json.loads(self.request.body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nesting
                 raise HTTPError(400, "Invalid JSON body: %s", exc,
                                 reason="Bad Request: invalid JSON body") from None
         return self._json

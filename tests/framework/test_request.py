@@ -121,6 +121,14 @@ def test_get_json() -> None:
         assert "invalid JSON" in response.text
 
 
+def test_deeply_nested_json_is_a_400_not_a_crash(logs: Any) -> None:
+    app_log = logs("microweb.application")
+    response = client().post("/json", b"[" * 100_000, content_type="application/json",
+                             status=400)
+    assert "invalid JSON" in response.text
+    assert not any(record.exc_info for record in app_log.records)
+
+
 class Info(web.RequestHandler):
     def get(self, *args: str) -> None:
         r = self.request
