@@ -30,7 +30,8 @@ log = logging.getLogger("microweb.server")
 RECV_SIZE = 65536
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
             414: "URI Too Long", 417: "Expectation Failed",
-            431: "Request Header Fields Too Large", 505: "HTTP Version Not Supported"}
+            431: "Request Header Fields Too Large", 501: "Not Implemented",
+            505: "HTTP Version Not Supported"}
 
 
 class HTTPConnection:

@@ -8,8 +8,10 @@ violation raises ``ProtocolError`` carrying the status to answer before closing 
 
 llhttp runs in strict mode (no "dangerous leniencies"): it already rejects obs-fold, bare LF,
 whitespace before the colon, NUL and CR in values, Content-Length together with
-Transfer-Encoding, duplicate or non-numeric Content-Length, bad chunk sizes and unknown
-transfer codings. That is what keeps requests from being smuggled past a front proxy.
+Transfer-Encoding, duplicate or non-numeric Content-Length, bad chunk sizes and a
+Transfer-Encoding whose last coding is not ``chunked``; ``_inspect_headers`` refuses the other
+codings it lets through (``gzip, chunked``) with 501. That is what keeps requests from being
+smuggled past a front proxy.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class RequestParser:
     """The httptools protocol object: enforces limits and queues parsed requests."""
 
     __slots__ = ("_parser", "requests", "_current", "_url", "_head_size", "_head_count",
-                 "_raw", "_limits", "error", "leftover")
+                 "_raw", "_limits", "error", "leftover", "_resumed")
 
     def __init__(self, max_request_line: int, max_header_size: int, max_header_count: int,
                  max_body_size: int) -> None:
@@ -78,6 +80,7 @@ class RequestParser:
         self._limits = (max_request_line, max_header_size, max_header_count, max_body_size)
         self.error: ProtocolError | None = None
         self.leftover = b""  # bytes after a head that asked for an Upgrade (not HTTP)
+        self._resumed: Request | None = None  # an Upgrade request whose body is parsed next
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -88,7 +91,11 @@ class RequestParser:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self.leftover = bytes(data[int(exc.args[0]):])
+            rest = bytes(data[int(exc.args[0]):])
+            upgrading = self.requests[-1] if self.requests else None
+            if upgrading is not None and (upgrading.chunked or upgrading.content_length):
+                return self._parse_upgrade_body(upgrading, rest)
+            self.leftover = rest
             return
         except httptools.HttpParserError as exc:
             raise self._translate(exc) from None
@@ -100,6 +107,16 @@ class RequestParser:
             if self._raw > max_line + max_head + _RAW_SLACK:
                 raise ProtocolError(414 if not self._head_count and not self._url else 431,
                                     "request head too large")
+
+    def _parse_upgrade_body(self, req: Request, rest: bytes) -> None:
+        """httptools skips the body of every Upgrade request (``curl --http2`` sends
+        ``Upgrade: h2c`` on a POST): parse it as ``req``'s body with a head of the same
+        framing, so the app reads it and no body byte is taken for a request."""
+        framing = b"transfer-encoding: chunked" if req.chunked else (
+            b"content-length: %d" % (req.content_length or 0))
+        req.complete = False
+        self._resumed = req
+        self.feed(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n" + rest)
 
     def in_head(self) -> bool:
         """True while a request head has begun but is not complete yet."""
@@ -121,18 +138,24 @@ class RequestParser:
     # -- llhttp callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._resumed is not None:  # the stand-in head of an Upgrade request's body
+            self._current = self._resumed
+            self._head_size = self._raw = 0
+            return
         self._current = Request()
         self._url = b""
         self._head_size = self._head_count = self._raw = 0
 
     def on_url(self, url: bytes) -> None:
+        if self._resumed is not None:
+            return
         self._url += url
         if len(self._url) > self._limits[0]:
             self._fail(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         current = self._current
-        if current is None:
+        if current is None or self._resumed is not None:
             return
         if current.target:  # a chunked trailer field: counted, otherwise ignored
             self._head_size += len(name) + len(value)
@@ -150,6 +173,9 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         current = self._current
         assert current is not None
+        if self._resumed is not None:  # the stand-in head: the request is already queued
+            self._resumed = None
+            return
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -172,7 +198,12 @@ class RequestParser:
                 if current.content_length > self._limits[3]:
                     self._fail(413, "request body too large")
             elif lname == b"transfer-encoding":
-                current.chunked = True  # llhttp accepts only a final "chunked" coding
+                # llhttp refuses a coding list not ending in "chunked" but lets "gzip, chunked"
+                # through: the app would get still-encoded bytes, so refuse what we cannot
+                # decode (RFC 9112 6.1: 501 for a transfer coding the server does not know).
+                if b"," in value:
+                    self._fail(501, "unsupported transfer coding")
+                current.chunked = True
             elif lname == b"expect":
                 if value.lower() != b"100-continue":
                     self._fail(417, "unsupported expectation")

@@ -53,6 +53,8 @@ INVALID = {
     "te-not-chunked-last": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip"
                             b"\r\n\r\n", 400),
     "te-unknown": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
+    "te-gzip-chunked": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        b"3\r\nabc\r\n0\r\n\r\n", 501),
     "obs-fold": (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
     "space-before-colon": (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
     "bare-lf": (b"GET / HTTP/1.1\nHost: a\n\n", 400),
@@ -121,3 +123,26 @@ def test_valid_request_over_a_socket(serve, name):
     assert data.count(b"HTTP/1.1 200 OK") == len(expected) + 1
     for _, _, body in expected:
         assert b"BODY=" + repr(body).encode() in data
+
+
+UPGRADE_WITH_BODY = {  # curl --http2 sends "Upgrade: h2c" on a POST: the body is still HTTP
+    "content-length": b"POST /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                      b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
+                      b"Content-Length: 5\r\n\r\nhello",
+    "chunked": b"POST /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPGRADE_WITH_BODY))
+def test_upgrade_request_body_parses_at_every_split(name):
+    for pieces in _splits(UPGRADE_WITH_BODY[name]):
+        assert _parse(pieces) == [("POST", b"/u", b"hello")], pieces
+
+
+@pytest.mark.parametrize("name", sorted(UPGRADE_WITH_BODY))
+def test_refused_upgrade_request_still_gets_its_body(serve, name):
+    srv = serve(echo_environ, **LIMITS)
+    data = srv.raw(UPGRADE_WITH_BODY[name] + b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"BODY=b'hello'" in data
+    assert b"Connection: close" in data and b"smuggled" not in data
