@@ -504,6 +504,9 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         exc = kwargs["exc_info"][1] if "exc_info" in kwargs else None
         if isinstance(exc, HTTPError) and exc.reason:
             reason = exc.reason
+        if reason is not None and not _safe_reason(reason):  # often built from user input
+            app_log.warning("Unsafe reason phrase %r replaced by the standard one", reason)
+            reason = None
         if reason is None and status_code not in RESPONSES:
             reason = "Unknown"
         self.set_status(status_code, reason=reason)
@@ -667,6 +670,12 @@ class _FinishOnClose:
             handler._on_finish_pending = False
             handler._run_on_finish()
             handler.request._close()
+
+
+def _safe_reason(reason: str) -> bool:
+    """Whether ``reason`` can go in a status line (no control characters, latin-1)."""
+    return not UNSAFE_VALUE(reason) and (reason.isascii() or reason.isprintable()
+                                         and max(reason) <= "\xff")
 
 
 def _error_page(status_code: int, reason: str) -> str:

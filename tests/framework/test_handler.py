@@ -680,6 +680,27 @@ def test_addslash_refuses_a_protocol_relative_target() -> None:
     assert client.get("/a//b", status=301).headers["Location"] == "/a//b/"
 
 
+def test_error_reason_built_from_user_input_cannot_break_the_status_line(logs: Any) -> None:
+    finished: list[bool] = []
+
+    class Item(web.RequestHandler):
+        def get(self) -> None:
+            raise web.HTTPError(400, reason="Unknown item " + self.get_argument("id"))
+
+        def on_finish(self) -> None:
+            finished.append(True)
+
+    app_log = logs("microweb.application")
+    client = client_for(("/", Item))
+    for value in ("a%0D%0ASet-Cookie:%20x=1", "%E2%82%AC"):
+        response = client.get("/?id=" + value, status=400)
+        assert response.status == "400 Bad Request"
+        assert "Set-Cookie" not in response.headers
+    assert finished == [True, True]
+    assert any("Unsafe reason phrase" in r.getMessage() for r in app_log.records)
+    assert client.get("/?id=caf%C3%A9", status=400).status == "400 Unknown item café"
+
+
 def test_redirect_encodes_non_ascii_and_refuses_header_injection() -> None:
     class R(web.RequestHandler):
         def get(self) -> None:
