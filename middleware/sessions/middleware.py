@@ -16,6 +16,7 @@ silently.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -228,12 +229,19 @@ class SessionMiddleware(Middleware):
             if session_created.receivers:
                 session_created.send(session, environ=req.environ)
         elif session.modified or raw != session._original:
-            self.store.save(session.sid, raw, self.max_age)
+            self.store.save(session.sid, raw, self._remaining(session))
         elif self._needs_refresh(session):
             return self._refresh(req)
         else:
             return []
         return [self._cookie(req.environ, self.keyring.sign(session.sid, salt=self.salt))]
+
+    def _remaining(self, session: Session) -> int:
+        """The ttl for rewriting a stored session: ``max_age`` again when sliding, else what
+        is left of its absolute lifetime (writing to it must not make it live longer)."""
+        if self.sliding or session.expires is None:
+            return self.max_age
+        return max(1, min(self.max_age, math.ceil(session.expires - time.time())))
 
     def _refresh(self, req: _Request) -> list[str]:
         """Extend an unchanged stored session's life (sliding expiry) and re-send its cookie."""

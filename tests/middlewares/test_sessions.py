@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -179,6 +180,18 @@ def test_no_refresh_when_not_sliding() -> None:
     store.calls.clear()
     assert set_cookies(client.get("/get")) == []
     assert store.ops() == ["load"]
+
+
+def test_writes_do_not_extend_an_absolute_lifetime() -> None:
+    client, store = make(sliding=False)
+    client.get("/set?user=alice")
+    [sid] = list(store._data)
+    data, _ = store._data[sid]
+    ends = time.time() + 100  # as if the session were ~14 days old: 100 s left
+    store._data[sid] = (data, ends)
+    client.get("/set?user=bob")
+    assert client.get("/get").json["data"] == {"user": "bob"}
+    assert store._data[sid][1] <= ends + 1  # rewritten, but it still ends when it ended
 
 
 # -- ids: forged, unknown, misshapen -----------------------------------------------------------
