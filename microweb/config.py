@@ -87,8 +87,9 @@ _REF_SETTINGS = ("static_handler_class", "default_handler_class", "log_function"
 #: setting names the framework reads; others are allowed (apps read their own) but a near miss
 #: of one of these is logged as a probable typo.
 KNOWN_SETTINGS = frozenset({
-    "autoescape", "autoreload", "compiled_template_cache", "cookie_secret", "debug", "debugger",
-    "default_handler_args", "default_handler_class", "key_version", "log_function", "login_url",
+    "autoescape", "autoreload", "compiled_template_cache", "compress_response", "cookie_secret",
+    "debug", "debugger", "default_handler_args", "default_handler_class", "gzip", "key_version",
+    "log_function", "login_url",
     "max_body_size", "max_form_memory_size", "max_form_parts", "secure_cookie_kwargs",
     "secure_cookie_resign", "serve_traceback", "static_handler_args", "static_handler_class",
     "static_hash_cache", "static_path", "static_url_prefix", "template_extensions",

@@ -107,6 +107,19 @@ def test_probable_typo_in_settings_is_logged(config: Callable[[str], str],
     assert loaded.settings["database_url"] == "sqlite:///app.db"
 
 
+def test_typo_of_compress_response_is_logged(config: Callable[[str], str],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="microweb.application"):
+        load(config(f"""
+            [app]
+            factory = "{HERE}:make_app"
+            [app.settings]
+            compress_respons = true
+        """))
+    assert "compress_respons: not a setting microweb reads; did you mean " \
+        "'compress_response'?" in caplog.text
+
+
 class _HostHandler(web.RequestHandler):
     def get(self) -> None:
         self.write(f"{self.request.host} via {type(self).__name__}")
