@@ -430,6 +430,20 @@ def test_single_redis_stopped_mid_run_gives_503(caplog: pytest.LogCaptureFixture
         store.close()
 
 
+def test_redis_password_never_reaches_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://:s3cret-pw@127.0.0.1:{support.free_port()}/0"
+    store = RedisStore(url, socket_timeout=1.0)
+    middleware = SessionMiddleware(_session_app, SECRET, store)
+    assert "s3cret-pw" not in repr(store) and "s3cret-pw" not in repr(middleware)
+    assert "127.0.0.1" in repr(store)
+    client = webtest.TestApp(validator(middleware))
+    with caplog.at_level(logging.ERROR, "middleware.sessions"):
+        response = client.get("/set", status=503)
+    assert caplog.records and "s3cret-pw" not in caplog.text
+    assert b"s3cret-pw" not in response.body
+    store.close()
+
+
 def test_redis_store_arguments() -> None:
     with pytest.raises(ValueError):
         RedisStore()

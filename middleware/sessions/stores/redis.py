@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from uhashring import HashRing
@@ -35,6 +36,16 @@ def _client(spec: Any, **options: Any) -> tuple[Any, int]:
     if isinstance(spec, str):
         spec = redis.Redis.from_url(spec, **options)
     return spec, int(weight)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` with its password masked: the label goes into reprs and 503 log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RedisStore(Store):
@@ -64,7 +75,8 @@ class RedisStore(Store):
             self._client = redis.Redis.from_url(url, **self._options)
         else:
             self._client = client
-        self._label = url or (",".join(nodes) if nodes else type(client).__name__)
+        self._label = _safe_url(url) if url else (
+            ",".join(nodes) if nodes else type(client).__name__)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._label})"
