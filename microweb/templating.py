@@ -221,7 +221,8 @@ class TemplateMixin:
 
 
 def _bind_ui_method(fn: Callable[..., Any], handler: Any) -> Callable[..., Any]:
-    """Bind a ui_method to the handler (Tornado passes the handler first); HTML is trusted."""
+    """Bind a ui_method to the handler (Tornado passes the handler first); its result is
+    escaped like any value unless it returns ``Markup``."""
 
     def bound(*args: Any, **kwargs: Any) -> Any:
         return fn(handler, *args, **kwargs)
