@@ -24,7 +24,7 @@ from typing import IO, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 import werkzeug.urls  # noqa: F401  (registers the werkzeug.url_quote error handler)
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 from werkzeug.http import dump_cookie
 from werkzeug.wsgi import get_content_length
@@ -416,12 +416,17 @@ class XSRFMiddleware(Middleware):
 
     def _refusal(self, environ: WSGIEnvironment, token: bytes | None
                  ) -> Callable[[StartResponse], list[bytes]] | None:
-        """None when the unsafe request passes, else the 403 (or 413) answer to send."""
+        """None when the unsafe request passes, else the 403 (or 400, 413) answer to send."""
         try:
             self._verify(environ, token)
         except XSRFRejected as exc:
             reason = str(exc)
             return lambda sr: self._forbidden(environ, sr, reason)
+        except ClientDisconnected:  # the body ended before its Content-Length
+            log.warning("XSRF check refused %s %r: the request body ended early",
+                        environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            return lambda sr: plain_response(
+                sr, "400 Bad Request", "400 Bad Request: the request body ended early.\n")
         except RequestEntityTooLarge:
             log.warning("XSRF check refused %s %r: form body over %d bytes",
                         environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),

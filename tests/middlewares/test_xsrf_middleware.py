@@ -117,6 +117,20 @@ def test_post_without_token_is_403_with_a_clear_body(app: Any,
     assert any("XSRF check failed" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("declared", ["100", "600000"])  # read in one go / spooled
+def test_body_shorter_than_its_content_length_is_a_400(
+        declared: str, caplog: pytest.LogCaptureFixture) -> None:
+    statuses: list[str] = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "wsgi.url_scheme": "http",
+               "HTTP_HOST": "example.com", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+               "CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"_xsrf=abc")}
+    with caplog.at_level(logging.WARNING, "middleware.xsrf"):
+        body = XSRFMiddleware(echo_app)(environ, lambda status, headers, *a: statuses.append(
+            status))
+    assert statuses == ["400 Bad Request"] and b"ended early" in b"".join(body)
+    assert any("ended early" in r.getMessage() for r in caplog.records)
+
+
 def test_refusal_log_line_escapes_a_forged_path(caplog: pytest.LogCaptureFixture) -> None:
     client = make()
     client.get("/")
