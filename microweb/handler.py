@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import re
+import string
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from functools import cached_property
 from html import escape
 from types import AsyncGeneratorType, CoroutineType, GeneratorType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
@@ -60,13 +61,44 @@ _ETAG_LIST = re.compile(r'\*|(?:W/)?"[^"]*"')
 _REPRESENTATION_HEADERS = ("Content-Encoding", "Content-Language", "Content-Type")
 _sha1 = hashlib.sha1  # ETags are not a security feature
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
-# Browsers drop tabs/newlines in URLs and read a backslash as "/": "/\\evil" names a host.
+# Browsers (WHATWG URL) strip outer blanks and controls, drop tabs/newlines and read a
+# backslash as "/": "/\\evil" and " //evil" name a host.
 _BROWSER_DROPS = str.maketrans({"\t": None, "\n": None, "\r": None, "\\": "/"})
+_OUTER_BLANKS = "".join(map(chr, range(0x21)))
+
+
+def _browser_url(url: str) -> str:
+    """``url`` cleaned up the way a browser does before parsing it."""
+    return url.strip(_OUTER_BLANKS).translate(_BROWSER_DROPS)
 
 
 def _protocol_relative(path: str) -> bool:
     """Whether a browser would read ``path`` as ``//host...`` (an open redirect if sent back)."""
-    return path.translate(_BROWSER_DROPS).startswith("//")
+    return _browser_url(path).startswith("//")
+
+
+def _scheme_and_host(url: str) -> tuple[str, str]:
+    """The scheme and netloc a browser would see in ``url`` (ValueError if unparsable)."""
+    parts = urlsplit(_browser_url(url))
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _substitution_moves_host(template: str, url: str) -> bool:
+    """Whether filling ``template`` produced ``url`` on another scheme or host than the
+    template's own text before its first ``{}`` field says (Tornado 6.6's RedirectHandler)."""
+    prefix, substituted = "", False
+    for literal, field, _, _ in string.Formatter().parse(template):
+        prefix += literal
+        if field is not None:
+            substituted = True
+            break
+    try:
+        scheme, host = _scheme_and_host(prefix)
+        if substituted and scheme in ("http", "https") and not host:
+            return True  # the host would come entirely from the request
+        return _scheme_and_host(url) != (scheme, host)
+    except ValueError:
+        return True
 
 
 def _unimplemented_method(self: RequestHandler, *args: Any, **kwargs: Any) -> None:
@@ -727,7 +759,8 @@ class RedirectHandler(RequestHandler):
     """Redirect every GET to ``url`` (permanent by default), keeping the query string.
 
     ``url`` may use ``str.format`` fields filled from the route's groups:
-    ``(r"/pictures/(.*)", RedirectHandler, {"url": "/photos/{0}"})``.
+    ``(r"/pictures/(.*)", RedirectHandler, {"url": "/photos/{0}"})``. A request whose
+    substitution would change the scheme or host (``//evil.example``) answers 400.
     """
 
     def initialize(self, url: str, permanent: bool = True) -> None:  # type: ignore[override]
@@ -739,6 +772,10 @@ class RedirectHandler(RequestHandler):
         query = self.request.query
         if query:
             to_url += ("&" if "?" in to_url else "?") + query
+        if _substitution_moves_host(self._url, to_url):  # "/{0}/b" with "/evil.example"
+            raise HTTPError(400, "Redirect URL cannot change the scheme or host")
+        if UNSAFE_VALUE(to_url):
+            raise HTTPError(400, "Redirect URL contains control characters")
         self.redirect(to_url, permanent=self._permanent)
 
 

@@ -322,6 +322,22 @@ def test_redirect_handler_is_permanent_and_keeps_query() -> None:
     assert client.get("/tmp?b=2", status=302).headers["Location"] == "/dest?a=1&b=2"
 
 
+def test_redirect_handler_substitution_cannot_send_to_another_host() -> None:
+    client = lint_client(web.Application([
+        (r"/a/(.*)", web.RedirectHandler, {"url": "/{0}/b"}),
+        (r"/go/(.*)", web.RedirectHandler, {"url": "{0}"}),
+        (r"/site/(.*)", web.RedirectHandler, {"url": "https://example.com/{0}"}),
+    ]), lint=False)
+    for path in ("/a//evil.example", "/a/%5Cevil.example", "/go///evil.example/x",
+                 "/go/https:%2F%2Fevil.example/", "/a/x%09y%0D"):
+        response = client.get(path, status=400)
+        assert "Location" not in response.headers
+    assert client.get("/a/x", status=301).headers["Location"] == "/x/b"
+    assert client.get("/go/local/page", status=301).headers["Location"] == "local/page"
+    response = client.get("/site/docs?q=1", status=301)
+    assert response.headers["Location"] == "https://example.com/docs?q=1"
+
+
 def test_finish_exception_ends_the_request() -> None:
     class H(web.RequestHandler):
         def prepare(self) -> None:
