@@ -139,8 +139,8 @@ class Response:
             else:
                 self.keep_alive = False  # HTTP/1.0 without a length: the close delimits it
         self.length = length
-        if self.conn.broken:  # the request body failed: this connection ends here
-            self.keep_alive = False
+        if self.conn.broken or self.conn.server.draining:
+            self.keep_alive = False  # a failed body or a stopping server: the connection ends
         if code != 101:
             if not self.keep_alive:
                 lines.append("Connection: close\r\n")

@@ -203,3 +203,27 @@ def test_invalid_status_line_from_app_is_a_500(serve):
     srv = serve(app)
     data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 500")
+
+
+def test_response_finished_during_shutdown_says_connection_close(serve):
+    """A keep-alive client must learn from the response itself that the server stops, not from
+    a connection closed under its next request."""
+    started, release = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        started.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    srv = serve(app)
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert started.wait(10)
+        srv.server.stop(timeout=10)
+        assert wait_until(lambda: srv.server.draining, 10)
+        release.set()
+        head, body = read_response(s)
+        assert body == b"done"
+        assert b"Connection: close" in head
+        assert read_until_close(s) == b""
