@@ -36,6 +36,9 @@ def _check() -> str:
             warm.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             read_response(warm)
         assert wait_until(lambda: srv.server.connections == 0, 30)
+        # the first pool thread may serve the warm-up while the others are still starting:
+        # count only once all four (plus the main and the server's run() thread) are up
+        assert wait_until(lambda: threading.active_count() >= 6, 30)
         fds, threads = _fds(), threading.active_count()
         logging.getLogger("microweb.server").disabled = True
         total = 0
