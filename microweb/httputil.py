@@ -389,9 +389,10 @@ class HTTPServerRequest:
     def _parse_form(self) -> None:
         self._form_parsed = True
         ctype = self.environ.get("CONTENT_TYPE", "")
-        if ctype.startswith("application/x-www-form-urlencoded"):
+        kind = ctype.partition(";")[0].strip().lower()  # media types are case-insensitive
+        if kind == "application/x-www-form-urlencoded":
             self._body_arguments = parse_qs_bytes(self.body.decode("latin-1"), "request body")
-        elif ctype.startswith("multipart/form-data"):
+        elif kind == "multipart/form-data":
             self._parse_multipart(ctype)
 
     def _parse_multipart(self, ctype: str) -> None:

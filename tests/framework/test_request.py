@@ -48,6 +48,16 @@ def test_query_and_body_arguments_merge_body_last() -> None:
     assert body["raw_types"] == ["bytes"]
 
 
+def test_form_media_type_is_case_insensitive() -> None:
+    for ctype in ("Application/X-WWW-Form-Urlencoded", "application/x-www-form-urlencoded ; "
+                  "charset=UTF-8"):
+        body = client().post("/?names=a", "a=1", content_type=ctype).json
+        assert body["body"]["a"] == ["1"], ctype
+    body = client().post("/?names=a", "a=1",
+                         content_type="application/x-www-form-urlencodedx").json
+    assert body["body"]["a"] == []
+
+
 def test_arguments_strip_and_blank_values() -> None:
     class H(web.RequestHandler):
         def get(self) -> None:
