@@ -155,8 +155,8 @@ class StaticFileHandler(RequestHandler):
         """Resolve symlinks (they must stay inside the allowed folders), apply
         ``default_filename`` to directories and 404 for anything but an existing regular file."""
         root = self._check_in_root(root, absolute_path, self.path)
-        allowed = self.allowed_symlink_directory or root
-        allowed_dirs = [allowed] if isinstance(allowed, str) else list(allowed)
+        extra = self.allowed_symlink_directory or []
+        allowed_dirs = [root, *([extra] if isinstance(extra, str) else extra)]
         absolute_path = self._resolve(absolute_path, allowed_dirs)
         if os.path.isdir(absolute_path) and self.default_filename is not None:
             if not self.request.path.endswith("/"):

@@ -176,6 +176,17 @@ def test_symlink_out_of_root_is_403_inside_root_is_served(site: Path) -> None:
     assert app.get("/static/alias.css").body == CSS
 
 
+def test_allowed_symlink_directory_adds_to_the_root(site: Path) -> None:
+    static = site / "static"
+    os.symlink(site / "static-sibling" / "x.txt", static / "shared.txt")
+    os.symlink(site / "secret.txt", static / "leak.txt")
+    app = _app(site, static_handler_args={
+        "allowed_symlink_directory": str(site / "static-sibling")})
+    assert app.get("/static/shared.txt").text == "SIBLING"
+    assert app.get("/static/css/app.css").body == CSS  # files of the root itself still served
+    app.get("/static/leak.txt", status=403)
+
+
 def test_directory_is_not_listed(site: Path) -> None:
     resp = _app(site).get("/static/css", expect_errors=True)
     assert resp.status_int in (403, 404)
