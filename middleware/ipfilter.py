@@ -106,6 +106,8 @@ class TokenBuckets:
         if rate <= 0:
             raise ValueError("rate must be positive (requests per second)")
         self.rate, self.burst = float(rate), float(burst if burst is not None else max(1, rate))
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1 (a request costs one token)")
         self.max_keys, self.clock = max_keys, clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()

@@ -115,6 +115,14 @@ def test_token_buckets_memory_is_bounded() -> None:
     assert len(buckets) == 100
 
 
+def test_a_burst_below_one_request_is_refused_at_construction() -> None:
+    # a bucket that never holds a whole token would answer 429 to every request
+    with pytest.raises(ValueError, match="burst"):
+        TokenBuckets(rate=5, burst=0.5)
+    with pytest.raises(ValueError, match="burst"):
+        IPBlacklistMiddleware(make_app("bare"), rate=5, burst=0)
+
+
 def test_token_buckets_are_thread_safe() -> None:
     clock = Clock()
     buckets = TokenBuckets(rate=1, burst=500, clock=clock)
