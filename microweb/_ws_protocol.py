@@ -137,9 +137,14 @@ class WebSocketProtocol:
         """Attach the transport, send what ``open()`` queued and start the keepalive pings."""
         with self._lock:
             self.transport = transport
-            self._flush()
-            if self.ping_interval and self.ws.state is OPEN:
-                self._ping_timer = transport.call_later(self.ping_interval, self._keepalive)
+            dropped = self._lost  # the backlog overflowed before the server took the socket
+            if not dropped:
+                self._flush()
+                if self.ping_interval and self.ws.state is OPEN:
+                    self._ping_timer = transport.call_later(self.ping_interval, self._keepalive)
+        if dropped:  # on_close already ran: the socket must not stay open behind it
+            transport.abort()
+            return
         connected = getattr(self.handler, "_ws_connected", None)
         if connected is not None:
             connected()

@@ -264,6 +264,20 @@ def test_never_connected_backlog_is_bounded() -> None:
     assert p.handler.closed == [(None, None)]
 
 
+def test_socket_dropped_before_connection_made_is_aborted_when_it_arrives() -> None:
+    """The server may take the socket over after the backlog overflowed: that socket is
+    already closed for the handler, so it must not linger open (pinging) with no on_close."""
+    p = Pair(max_write_buffer=100, ping_interval=20.0)
+    p.proto.send("x" * 60, binary=False)
+    with pytest.raises(WebSocketClosedError):
+        p.proto.send("y" * 60, binary=False)
+    p.start()
+    assert p.transport.aborted
+    assert p.transport.timers == [] and p.transport.out == bytearray()
+    p.proto.connection_lost(None)
+    assert p.handler.closed == [(None, None)]  # on_close ran once only
+
+
 def test_discard_drops_a_refused_socket() -> None:
     p = Pair()
     p.proto.send("queued during open()", binary=False)
