@@ -103,7 +103,8 @@ def _autoescape(setting: Any) -> bool | Callable[[str | None], bool]:
         return True
     if callable(setting):
         return setting  # type: ignore[no-any-return]
-    return jinja2.select_autoescape(("html", "htm", "xml", "xhtml", "jinja", "j2"),
+    return jinja2.select_autoescape(("html", "htm", "xml", "xhtml", "svg", "jinja", "jinja2",
+                                     "j2"),
                                     default_for_string=True)
 
 

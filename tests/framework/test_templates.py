@@ -44,6 +44,13 @@ def test_render_escapes_html(tmp_path: Path) -> None:
     assert resp.headers["Content-Type"].startswith("text/html")
 
 
+def test_jinja2_and_svg_templates_are_escaped(tmp_path: Path) -> None:
+    _write(tmp_path, {"page.jinja2": "{{ name }}", "icon.svg": "<text>{{ name }}</text>"})
+    assert _render_app(tmp_path, "page.jinja2").get("/", {"name": "<b>"}).text == "&lt;b&gt;"
+    assert _render_app(tmp_path, "icon.svg").get("/", {"name": "<b>"}).text == \
+        "<text>&lt;b&gt;</text>"
+
+
 def test_non_html_templates_are_not_escaped_and_autoescape_none(tmp_path: Path) -> None:
     _write(tmp_path, {"mail.txt": "Hi {{ name }}", "page.html": "{{ name }}"})
     assert _render_app(tmp_path, "mail.txt").get("/", {"name": "<b>"}).text == "Hi <b>"
