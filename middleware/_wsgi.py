@@ -2,7 +2,8 @@
 
 - :class:`ClosingIterator` wraps a response iterable so ``close()`` reaches the inner iterable
   and the registered callbacks exactly once, whoever calls it and however often.
-- :func:`header` / :func:`set_header` / :func:`remove_header` edit a PEP 3333 header list.
+- :func:`header` / :func:`set_header` / :func:`remove_header` / :func:`add_vary` edit a PEP 3333
+  header list.
 - :func:`plain_response` answers a short-circuited request (403, 429, 500...).
 - :func:`bounded_input` caps the request body a layer reads (never trusts a missing length).
 - :func:`read_exactly` reads a body of known length in one go (a disconnect is a 400).
@@ -24,6 +25,7 @@ __all__ = [
     "StartResponse",
     "WSGIApp",
     "WSGIEnvironment",
+    "add_vary",
     "bounded_input",
     "close_iterable",
     "header",
@@ -135,6 +137,23 @@ def set_header(headers: Headers, name: str, value: str) -> None:
     """Replace every ``name`` header by one ``name: value``, in place."""
     remove_header(headers, name)
     headers.append((name, value))
+
+
+def add_vary(headers: Headers, name: str, current: str | None = None) -> None:
+    """Add ``name`` to the ``Vary`` header unless it (as a whole token) or ``*`` is there.
+
+    ``current``: the Vary value when the caller already looked it up (else it is found here).
+    """
+    vary = header(headers, "Vary") if current is None else current
+    if vary is None:
+        headers.append(("Vary", name))
+        return
+    lowered, lname = vary.lower(), name.lower()
+    if "*" in lowered or lname in lowered:  # PERF: parse only when it may be there
+        tokens = {t.strip() for t in lowered.split(",")}
+        if "*" in tokens or lname in tokens:
+            return
+    set_header(headers, "Vary", f"{vary}, {name}")
 
 
 def plain_response(start_response: StartResponse, status: str, body: str | bytes,

@@ -24,6 +24,7 @@ from ._wsgi import (
     StartResponse,
     WSGIApp,
     WSGIEnvironment,
+    add_vary,
     close_iterable,
     remove_header,
     set_header,
@@ -90,18 +91,6 @@ def _index(headers: Headers) -> dict[str, str]:
     return found
 
 
-def _add_vary(headers: Headers, vary: str | None) -> None:
-    if vary is None:
-        headers.append(("Vary", "Accept-Encoding"))
-        return
-    lowered = vary.lower()
-    if "*" in lowered or "accept-encoding" in lowered:  # PERF: parse only when it may be there
-        tokens = {t.strip() for t in lowered.split(",")}
-        if "*" in tokens or "accept-encoding" in tokens:
-            return
-    set_header(headers, "Vary", f"{vary}, Accept-Encoding")
-
-
 class _Response:
     """Per-request state: defers the upstream ``start_response`` until the first body bytes,
     so the decision to compress can use the body length when the app returns a list."""
@@ -160,7 +149,10 @@ class _Response:
         found = _index(headers)
         if not self.mw._eligible(status_code(self.status or ""), found):
             return
-        _add_vary(headers, found.get("vary"))
+        if "vary" in found:
+            add_vary(headers, "Accept-Encoding", found["vary"])
+        else:
+            headers.append(("Vary", "Accept-Encoding"))
         declared = found.get("content-length")
         if declared is not None and declared.strip().isdigit():
             length = int(declared)

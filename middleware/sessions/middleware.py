@@ -33,9 +33,8 @@ from .._wsgi import (
     StartResponse,
     WSGIApp,
     WSGIEnvironment,
+    add_vary,
     close_iterable,
-    header,
-    set_header,
 )
 from ..base import Middleware
 from ..signals import session_created, session_destroyed
@@ -365,11 +364,7 @@ class SessionMiddleware(Middleware):
 
 def _vary_cookie(headers: Headers) -> None:
     """Responses that read the session differ per cookie: tell caches."""
-    vary = header(headers, "Vary")
-    if vary is None:
-        headers.append(("Vary", "Cookie"))
-    elif "cookie" not in vary.lower() and vary.strip() != "*":
-        set_header(headers, "Vary", f"{vary}, Cookie")
+    add_vary(headers, "Cookie")
 
 
 def _replace(req: _Request, start_response: StartResponse,

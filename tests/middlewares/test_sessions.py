@@ -131,6 +131,19 @@ def test_new_session_saved_with_secure_default_cookie() -> None:
     assert client.get("/get").json["data"] == {"user": "alice"}
 
 
+def test_vary_gets_cookie_even_when_another_token_contains_the_word() -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[keys.SESSION]["user"] = "alice"
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Vary", "X-Cookie-Consent")])
+        return [b"hi"]
+
+    client, _ = make(app=app)
+    vary = client.get("/").headers["Vary"]
+    assert "cookie" in {token.strip().lower() for token in vary.split(",")}
+    assert "X-Cookie-Consent" in vary
+
+
 def test_reading_does_not_write() -> None:
     client, store = make()
     client.get("/set?user=alice")
