@@ -5,6 +5,7 @@ Rules applied here (each one a common source of bugs in servers):
   QUERY_STRING is passed untouched; SCRIPT_NAME is the configured mount prefix.
 - Header names containing ``_`` are dropped: otherwise ``X_Forwarded_For`` would masquerade
   as ``X-Forwarded-For`` behind a proxy that only sanitises the dashed spelling.
+- An absolute-form target (``GET http://host/path``) sets HTTP_HOST to its authority.
 - Repeated headers are joined with ``,`` (``;`` for Cookie); CONTENT_TYPE and CONTENT_LENGTH
   have no ``HTTP_`` prefix; a chunked request has no CONTENT_LENGTH.
 """
@@ -106,4 +107,9 @@ def build_environ(base: dict[str, Any], req: Request, script_name: str,
             environ[key] = environ[key] + sep + value.decode("latin-1")
         else:
             environ[key] = value.decode("latin-1")
+    if target[:1] != b"/" and path != "*" and req.method != "CONNECT":
+        # RFC 9112 3.2.2: the authority of an absolute-form target replaces Host, so the
+        # app builds its URLs from the host the request was routed by
+        netloc = urlsplit(target.decode("latin-1")).netloc
+        environ["HTTP_HOST"] = netloc.rpartition("@")[2]
     return environ

@@ -66,6 +66,17 @@ def test_absolute_form_and_asterisk_targets(serve):
     assert env["PATH_INFO"] == "*"
 
 
+def test_absolute_form_authority_replaces_the_host_header(serve):
+    """RFC 9112 3.2.2: a server receiving an absolute-form target ignores Host; an app must not
+    build links for a host other than the one the request was routed by."""
+    srv = serve(echo_environ)
+    env = _environ_of(srv, b"GET http://right.example:8080/x HTTP/1.1\r\n"
+                           b"Host: wrong.example\r\n\r\n")
+    assert env["HTTP_HOST"] == "right.example:8080" and env["PATH_INFO"] == "/x"
+    env = _environ_of(srv, b"GET http://user@right.example/x HTTP/1.1\r\nHost: w\r\n\r\n")
+    assert env["HTTP_HOST"] == "right.example"
+
+
 def test_content_length_body_and_input_bounded(serve):
     seen = {}
 
