@@ -179,7 +179,10 @@ class SessionMiddleware(Middleware):
         if data is None:
             session._fill(None, {}, None, None)
         else:
-            session._fill(None, data, raw, None)
+            assert cookie is not None
+            signed_at = self.store.signed_at(cookie)
+            expires = None if signed_at is None else signed_at + self.max_age
+            session._fill(None, data, raw, expires)
 
     def _decode(self, raw: bytes, sid: str | None) -> dict[str, Any] | None:
         try:
@@ -257,8 +260,9 @@ class SessionMiddleware(Middleware):
     def _commit_cookie(self, req: _Request, raw: bytes) -> list[str]:
         session = req.session
         assert isinstance(self.store, CookieStore)
-        if not (session.modified or raw != session._original or self.sliding):
-            return []
+        if not (session.modified or raw != session._original
+                or (self.sliding and (session.expires is None or self._needs_refresh(session)))):
+            return []  # unchanged, and re-signed less than refresh_interval ago
         value = self.store.encode(raw, self.keyring, self.salt)
         set_cookie = self._cookie(req.environ, value)
         self.store.check_size(set_cookie, self.cookie_name)

@@ -424,6 +424,17 @@ def test_cookie_store_round_trip_and_tampering() -> None:
     assert forged.get("/get").json["data"] == {}
 
 
+def test_cookie_store_sliding_refresh_waits_for_refresh_interval() -> None:
+    client, _ = make(store=CookieStore())  # sliding, refresh_interval=60
+    client.get("/set?user=alice")
+    reading = client.get("/get")
+    assert reading.json["data"] == {"user": "alice"}
+    assert set_cookies(reading) == []  # signed a moment ago: no new cookie yet
+    eager, _ = make(store=CookieStore(), refresh_interval=0)
+    eager.get("/set?user=alice")
+    assert len(set_cookies(eager.get("/get"))) == 1  # refreshed on every read when asked
+
+
 def test_cookie_store_compresses() -> None:
     client, _ = make(store=CookieStore())
     response = client.get("/set?a=" + "x" * 6000)

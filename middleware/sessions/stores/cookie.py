@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import zlib
 
-from itsdangerous import BadSignature
+from itsdangerous import BadData, BadSignature
+from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from ...signing import KeyRing
 from .base import Store
@@ -53,6 +54,15 @@ class CookieStore(Store):
             except zlib.error:
                 return None
         return payload[1:] if payload[:1] == b"r" else None
+
+    @staticmethod
+    def signed_at(value: str) -> float | None:
+        """When a cookie value that :meth:`decode` accepted was signed (epoch seconds)."""
+        stamp = value.rpartition(".")[0].rpartition(".")[2]
+        try:
+            return float(bytes_to_int(base64_decode(stamp)))
+        except (BadData, ValueError):
+            return None
 
     def check_size(self, set_cookie: str, name: str) -> None:
         """Raise :class:`SessionTooLarge` if the ``Set-Cookie`` value exceeds the limit."""
