@@ -117,8 +117,9 @@ class LoadedConfig:
     server: dict[str, Any]
     #: the application before any middleware
     application: Any = None
-    #: the Application settings as given (secrets resolved, paths made absolute)
-    settings: dict[str, Any] = field(default_factory=dict)
+    #: the Application settings as given (secrets resolved, paths made absolute; kept out of
+    #: the repr so printing or logging a LoadedConfig never shows ``cookie_secret``)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
     #: the middleware stack (``middleware.Stack``) or None without middleware
     stack: Any = None
     #: True when ``debugger = true``: werkzeug's debugger wraps ``app`` (loopback hosts only)

@@ -85,6 +85,7 @@ def test_factory_gets_settings_with_secrets_and_paths(config: Callable[[str], st
     """))
     settings = Client(loaded.app).get("/").json
     assert settings["cookie_secret"] == "s3cret" and settings["xsrf_cookies"] is True
+    assert "s3cret" not in repr(loaded)  # printing or logging the config leaks no secret
     assert settings["login_url"] == "/login"
     assert settings["template_path"] == str(tmp_path / "templates")
     assert loaded.settings["static_handler_class"] is echo_app
