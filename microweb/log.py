@@ -18,6 +18,7 @@ import copy
 import logging
 import logging.handlers
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
@@ -47,6 +48,7 @@ _ABSENT = (None, "", "-")  # a context field with one of these values is not sho
 _COLORS = {logging.DEBUG: "\x1b[34m", logging.INFO: "\x1b[32m", logging.WARNING: "\x1b[33m",
            logging.ERROR: "\x1b[31m", logging.CRITICAL: "\x1b[1;31m"}
 _RESET = "\x1b[0m"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ContextFormatter(logging.Formatter):
@@ -65,16 +67,25 @@ class ContextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # A copy: other handlers (a JSON one, pytest's caplog) must not see our helper fields.
         record = copy.copy(record)
-        present = [(f, getattr(record, f)) for f in CONTEXT_FIELDS
+        present = [(f, _escape(getattr(record, f))) for f in CONTEXT_FIELDS
                    if getattr(record, f, None) not in _ABSENT]
         record.context = "[" + " ".join(f"{k}={v}" for k, v in present) + "] " if present else ""
         for field in CONTEXT_FIELDS:
-            if getattr(record, field, None) in _ABSENT:
-                setattr(record, field, "-")
+            value = getattr(record, field, None)
+            setattr(record, field, "-" if value in _ABSENT else _escape(value))
         if self.color:  # padded before colouring, so columns stay aligned
             code = _COLORS.get(record.levelno, "")
             record.levelname = f"{code}{record.levelname:<7}{_RESET}"
         return super().format(record)
+
+
+def _escape(value: object) -> str:
+    """A context value with control characters as ``\\xhh``: a user named ``"a\\nERROR ..."``
+    cannot start a forged line of a text log."""
+    text = str(value)
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def json_formatter(datefmt: str | None = None) -> logging.Formatter:

@@ -49,6 +49,18 @@ def test_plain_output_shows_user_and_request_id_when_present(target: logging.Log
     assert third.endswith("[user=bob] only a user")
 
 
+def test_a_user_name_cannot_forge_a_log_line(target: logging.Logger) -> None:
+    out = io.StringIO()
+    log.configure(stream=out, logger=LOGGER)
+    target.info("login", extra={"user": "eve\n2026-01-01 ERROR forged", "request_id": "r\x1b[2J"})
+    (line,) = out.getvalue().splitlines()
+    assert "[user=eve\\x0a2026-01-01 ERROR forged request_id=r\\x1b[2J] login" in line
+    out = io.StringIO()
+    log.configure(stream=out, logger=LOGGER, fmt="%(user)s|%(message)s")
+    target.info("login", extra={"user": "eve\r\nx"})
+    assert out.getvalue().splitlines() == ["eve\\x0d\\x0ax|login"]
+
+
 def test_custom_format_with_context_fields(target: logging.Logger) -> None:
     out = io.StringIO()
     log.configure(stream=out, logger=LOGGER, fmt="%(user)s|%(request_id)s|%(message)s")
