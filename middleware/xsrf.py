@@ -173,6 +173,15 @@ def _parse_origin(url: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
+def _trusted_origin(url: str) -> str:
+    """A ``trusted_origins`` entry as an origin; ValueError if it is not an http(s) origin."""
+    origin = _origin_of(url)
+    if origin is None:
+        raise ValueError(f"trusted_origins entry {url!r} is not an origin such as "
+                         "'https://app.example.com'")
+    return origin
+
+
 def request_origin(environ: WSGIEnvironment) -> str | None:
     """This request's own origin from ``wsgi.url_scheme`` and ``Host`` (as ProxyMiddleware
     resolved them behind a trusted proxy)."""
@@ -222,8 +231,7 @@ class XSRFMiddleware(Middleware):
         self.path = path
         self.field_name = field_name
         self.check_origin = check_origin
-        self.trusted_origins = frozenset(
-            o for o in (_origin_of(x) for x in trusted_origins) if o)
+        self.trusted_origins = frozenset(_trusted_origin(x) for x in trusted_origins)
         self._exact = frozenset(p for p in exempt if isinstance(p, str) and not p.endswith("/"))
         self._prefixes = tuple(p for p in exempt if isinstance(p, str) and p.endswith("/"))
         self._patterns = tuple(p for p in exempt if not isinstance(p, str))

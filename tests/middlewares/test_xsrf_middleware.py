@@ -261,6 +261,13 @@ def test_origin_and_referer_checks() -> None:
                 status=403)
 
 
+@pytest.mark.parametrize("origin", ["app.example.com", "ftp://app.example.com", "https://"])
+def test_a_trusted_origin_that_is_not_an_origin_is_refused_at_construction(origin: str) -> None:
+    # silently dropped, it would leave the real cross-origin form posts answered 403
+    with pytest.raises(ValueError, match="trusted_origins"):
+        XSRFMiddleware(echo_app, trusted_origins=[origin])
+
+
 def test_trusted_origins_and_origin_check_off() -> None:
     client = make(trusted_origins=["https://app.example.com"])
     token = token_of(client)
