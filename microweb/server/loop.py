@@ -238,6 +238,9 @@ class Server:
                 fn = tasks.popleft()
             except IndexError:
                 return
+            if tasks:  # wake an idle poller for the rest: fn may block (a slow on_message)
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self._wake_w, b"\0")
             try:
                 fn()
             except Exception:

@@ -10,7 +10,7 @@ import time
 
 from microweb.server.connection import HTTPConnection
 
-from .conftest import read_response, read_until_close, wait_until
+from .conftest import hello, read_response, read_until_close, wait_until
 
 
 class Echo:
@@ -308,3 +308,16 @@ def test_a_kept_environ_does_not_pin_the_http_connection(serve):
     assert all(environ["wsgi.input"].read() == b"" for environ in kept)
     for s, _ in conns:
         s.close()
+
+
+def test_a_blocked_callback_does_not_hold_up_the_queued_ones(serve):
+    """Protocol callbacks of different connections queued in one burst are spread over the
+    idle pool threads: one slow on_message must not stall every other socket behind it."""
+    srv = serve(hello, threads=4)
+    release, ran = threading.Event(), threading.Event()
+    srv.server.submit(lambda: release.wait(10))
+    srv.server.submit(ran.set)
+    try:
+        assert ran.wait(5), "the second callback waited for the first one"
+    finally:
+        release.set()
