@@ -410,6 +410,10 @@ class _Loader:
                 raise self.fail("[app.settings] debugger", "needs one worker process (the "
                                 "frames it inspects live in the process that raised): set "
                                 "workers = 1 in [server]")
+            if server.get("fd") is not None:
+                raise self.fail("[app.settings] debugger", "cannot tell whether an inherited "
+                                "socket (fd) is loopback-only: bind host = \"127.0.0.1\" "
+                                "instead, or turn the debugger off")
             try:
                 app = debugged(app, server.get("host", "127.0.0.1"))
             except DebuggerRefused as exc:

@@ -542,6 +542,9 @@ def test_config_debugger_requires_loopback_server(config: Callable[[str], str]) 
         load(config(body + '[server]\nhost = "0.0.0.0"\n'))
     with pytest.raises(ConfigError, match=r"debugger: needs one worker process"):
         load(config(body + '[server]\nworkers = 3\n'))
+    # an inherited socket may listen on any interface: its host setting says nothing
+    with pytest.raises(ConfigError, match=r"\[app.settings\] debugger: .*inherited socket"):
+        load(config(body + '[server]\nfd = 3\n'))
 
 
 # -- debug=True and its implications (set by the Application) ------------------------------------
