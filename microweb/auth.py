@@ -86,6 +86,8 @@ class AuthMixin:
     #: Set True on a handler class to skip the XSRF check (webhooks, token-authenticated APIs).
     xsrf_exempt: ClassVar[bool] = False
     _current_user: Any
+    #: True while get_current_user() runs (handler.logger then names no user, not recurse)
+    _resolving_user: bool = False
     _xsrf_token: bytes
     _raw_xsrf_token: tuple[bool, bytes, int]
 
@@ -96,8 +98,14 @@ class AuthMixin:
         try:
             return self._current_user
         except AttributeError:
-            self.current_user = self.get_current_user()
-            return self._current_user
+            pass
+        self._resolving_user = True
+        try:
+            user = self.get_current_user()
+        finally:
+            self._resolving_user = False
+        self.current_user = user
+        return self._current_user
 
     @current_user.setter
     def current_user(self, value: Any) -> None:

@@ -201,15 +201,18 @@ class RequestHandler(CookieMixin, AuthMixin, TemplateMixin):
         """A logger on ``microweb.application`` whose records carry ``user``, ``request_id``.
 
         Both are read when a line is logged: ``user`` is ``current_user``'s name (None when
-        nobody is logged in), ``request_id`` the id the access-log middleware assigned.
+        nobody is logged in, and in lines ``get_current_user`` itself logs), ``request_id``
+        the id the access-log middleware assigned.
         """
         return ContextAdapter(app_log, self._log_context)
 
     def _log_context(self) -> dict[str, Any]:
-        try:
-            user = user_label(self.current_user)
-        except Exception:  # a broken get_current_user must not break logging
-            user = None
+        user = None
+        if not self._resolving_user:  # get_current_user itself may log
+            try:
+                user = user_label(self.current_user)
+            except Exception:  # a broken get_current_user must not break logging
+                user = None
         return {"user": user, "request_id": self.request.environ.get(REQUEST_ID)}
 
     def run_in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -221,6 +221,28 @@ def test_handler_logger_carries_user_and_request_id(app_logger: logging.Logger,
         assert "user=" not in second and "[request_id=" in second
 
 
+def test_get_current_user_may_log_through_handler_logger(app_logger: logging.Logger) -> None:
+    calls: list[str] = []
+
+    class Loading(web.RequestHandler):
+        def get_current_user(self) -> str:
+            calls.append("load")
+            self.logger.info("loading the user")
+            return "alice"
+
+        def get(self) -> None:
+            self.logger.info("paid")
+            self.write(str(self.current_user))
+
+    out = io.StringIO()
+    log.configure(stream=out, logger="microweb.application")
+    assert Client(web.Application([(r"/", Loading)])).get("/").text == "alice"
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and calls == ["load"]  # no re-entrant loading, no flood of lines
+    assert lines[0].endswith("microweb.application loading the user")
+    assert lines[1].endswith("[user=alice] paid")
+
+
 def test_log_function_setting_replaces_the_access_line(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[tuple[int, str]] = []
     app = web.Application([(r"/", _WhoHandler)],
