@@ -26,6 +26,7 @@ import heapq
 import itertools
 import logging
 import os
+import select
 import socket
 import ssl
 import threading
@@ -353,9 +354,10 @@ class Server:
             self.draining = True
             self.keep_alive = False
             conns = list(self._conns.values())
-            # idle keep-alive connections go now; a fresh one may hold its first request
+            # idle keep-alive connections go now, and fresh ones that sent nothing yet (a
+            # browser's preconnect); a fresh one whose first request is arriving is served
             idle = [c for c in conns if isinstance(c, HTTPConnection) and c.parked
-                    and c.served and not c.parser.in_head()]
+                    and not c.parser.in_head() and (c.served or not _has_input(c.sock))]
             for conn in idle:
                 conn.parked = False
         for conn in idle:
@@ -396,3 +398,10 @@ class Server:
         deadline = time.monotonic() + 2.0
         while self._tasks and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """True when bytes (or EOF) wait on ``sock`` right now."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))

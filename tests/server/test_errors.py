@@ -227,3 +227,16 @@ def test_response_finished_during_shutdown_says_connection_close(serve):
         assert body == b"done"
         assert b"Connection: close" in head
         assert read_until_close(s) == b""
+
+
+def test_shutdown_closes_a_connection_that_never_sent_a_request(serve):
+    """A browser's speculative preconnect must not hold a graceful stop until the header
+    timeout (idle keep-alive connections are closed at once too)."""
+    srv = serve(hello, header_timeout=60)
+    with srv.connect(timeout=10) as idle, srv.connect(timeout=10) as busy:
+        busy.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(busy)
+        assert wait_until(lambda: srv.server.connections == 2, 10)
+        srv.server.stop(timeout=30)
+        assert read_until_close(idle) == b""  # closed now, not after 60 s
+        assert read_until_close(busy) == b""
