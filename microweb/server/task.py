@@ -152,9 +152,10 @@ class Response:
         if server and not has_server:
             lines += ("Server: ", server, "\r\n")
         lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")  # a non-latin-1 header fails here: 500 next
         self.head_sent = True
         req.responded = True  # an answer came first: a 100 Continue would be wrong now
-        return "".join(lines).encode("latin-1")
+        return head
 
     def _app_headers(self, lines: list[str], code: int) -> tuple[int | None, bool, bool]:
         length = None

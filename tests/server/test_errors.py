@@ -240,3 +240,17 @@ def test_shutdown_closes_a_connection_that_never_sent_a_request(serve):
         srv.server.stop(timeout=30)
         assert read_until_close(idle) == b""  # closed now, not after 60 s
         assert read_until_close(busy) == b""
+
+
+def test_non_latin1_response_header_is_a_500_not_an_empty_reply(serve, caplog):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Disposition", 'attachment; filename="ok\u2713.pdf"')])
+        return [b"pdf"]
+
+    srv = serve(app)
+    with caplog.at_level(logging.ERROR, logger="microweb.server"), srv.connect() as s:
+        for _ in range(2):  # the connection stays usable
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = read_response(s)
+            assert head.startswith(b"HTTP/1.1 500") and b"\xe2\x9c\x93" not in head
+    assert "UnicodeEncodeError" in caplog.text
