@@ -210,7 +210,7 @@ class HTTPConnection:
         server = self.server
         if server.draining and not self.parser.in_head():
             return self.close()
-        if self.parser.in_head():
+        if self.parser.in_head() or not self.served:  # a head, or a TLS handshake, under way
             if self.head_deadline is None:
                 self.head_deadline = time.monotonic() + server.config.header_timeout
             deadline = self.head_deadline

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
+import subprocess
 import threading
 import time
+
+from microweb.server import Config, Server
 
 from .conftest import hello, read_response, read_until_close, wait_until
 
@@ -139,3 +143,33 @@ def test_idle_connection_gets_no_408(serve):
         buf = bytearray()
         assert read_response(s, buf)[1] == b"Hello, world!"
         assert read_until_close(s) == b""  # idle keep-alive: closed without a word
+
+
+def test_tls_client_gets_the_header_timeout_for_its_first_request(tmp_path):
+    """After the TLS handshake nothing has been parsed yet: the client has header_timeout to
+    send its first request, not the keep-alive timeout meant for idle connections."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    server = Server(hello, [listener], Config(threads=2, keepalive_timeout=0,
+                                              header_timeout=30), ssl_context=context)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        client = ssl.create_default_context(cafile=str(cert))
+        client.check_hostname = False
+        with socket.create_connection(listener.getsockname(), timeout=10) as raw, \
+                client.wrap_socket(raw) as s:
+            time.sleep(2.5)  # the server sweeps expired connections every second
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = read_response(s)
+            assert head.startswith(b"HTTP/1.1 200") and body == b"Hello, world!"
+    finally:
+        server.stop(timeout=5)
+        thread.join(15)
