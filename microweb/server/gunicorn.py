@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
@@ -67,11 +68,17 @@ class Worker(_GunicornWorker):  # type: ignore[misc]
 
     def _counting(self, app: Callable[..., Any]) -> Callable[..., Iterable[bytes]]:
         """Wrap the app to count requests for ``--max-requests``."""
+        count_lock = threading.Lock()
+        restarting = False
 
         def counted(environ: dict[str, Any], start_response: Callable[..., Any]
                     ) -> Iterable[bytes]:
-            self.nr += 1
-            if self.nr == self.max_requests:
+            nonlocal restarting
+            with count_lock:  # requests run on several threads: count and decide once
+                self.nr += 1
+                restart = self.nr >= self.max_requests and not restarting
+                restarting = restarting or restart
+            if restart:
                 self.log.info("Autorestarting worker after current request.")
                 self.alive = False
                 self._stop(graceful=True)

@@ -266,10 +266,14 @@ class Server:
         try:
             for _ in range(_ACCEPT_BATCH):
                 if len(self._conns) >= max_conns:
-                    log.warning("max_connections (%d) reached: pausing accept", max_conns)
                     with self._lock:
-                        self._accepting = False  # forget() re-arms when a slot frees
-                    return
+                        # Check again under the lock: a forget() between the first check and
+                        # the flag change would otherwise leave accepting paused for good.
+                        if len(self._conns) >= max_conns:
+                            log.warning("max_connections (%d) reached: pausing accept",
+                                        max_conns)
+                            self._accepting = False  # forget() re-arms when a slot frees
+                            return
                 try:
                     sock, addr = listener.sock.accept()
                 except (BlockingIOError, InterruptedError):
