@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import hashlib
 import hmac
 import io
@@ -31,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
+
+from benchmarks._timing import best_of, calibrate, timer
 
 SECRET = "benchmark-secret-" + "x" * 24
 HELLO = b"Hello, world!"
@@ -485,29 +486,6 @@ PEERS: dict[str, Callable[[Scenario], Callable[[], bytes]]] = {
 }
 
 
-def _timer(one: Callable[[], bytes]) -> Callable[[int], float]:
-    batch = getattr(one, "batch", None)
-
-    def run(n: int) -> float:
-        # CPU time of this process: other load on a shared machine disturbs it far less
-        # than wall-clock time (everything measured here runs on this one thread).
-        start = time.process_time()
-        if batch is not None:
-            batch(n)
-        else:
-            for _ in range(n):
-                one()
-        return time.process_time() - start
-    return run
-
-
-def _calibrate(run: Callable[[int], float], round_time: float) -> int:
-    n = 50
-    while (elapsed := run(n)) < round_time / 4:
-        n *= 4
-    return max(1, int(n * round_time / elapsed))
-
-
 def run_scenario(sc: Scenario, rounds: int, round_time: float) -> dict[str, float]:
     """Best µs/request of every peer; rounds alternate between peers so load noise is shared."""
     timers: dict[str, tuple[Callable[[int], float], int]] = {}
@@ -516,19 +494,9 @@ def run_scenario(sc: Scenario, rounds: int, round_time: float) -> dict[str, floa
         body = one()
         if sc.expect not in body:
             raise AssertionError(f"{peer} answered {body[:200]!r} for {sc.name}")
-        run = _timer(one)
-        timers[peer] = (run, _calibrate(run, round_time))
-    best = dict.fromkeys(timers, float("inf"))
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for peer, (run, n) in timers.items():
-                best[peer] = min(best[peer], run(n) / n * 1e6)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return best
+        run = timer(one)
+        timers[peer] = (run, calibrate(run, round_time, start=50))
+    return best_of(timers, rounds)
 
 
 def signal_cost(rounds: int, round_time: float) -> tuple[float, float]:
@@ -537,8 +505,8 @@ def signal_cost(rounds: int, round_time: float) -> tuple[float, float]:
 
     sc = SCENARIOS[0]
     one = wsgi_caller(microweb_app(sc), sc)
-    run = _timer(one)
-    n = _calibrate(run, round_time)
+    run = timer(one)
+    n = calibrate(run, round_time, start=50)
 
     def receiver(sender: Any, **kwargs: Any) -> None:
         pass

@@ -20,18 +20,17 @@ Prints CPU microseconds per request (best of several interleaved rounds) and sta
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import logging
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from benchmarks._timing import best_of, calibrate, timer
 from middleware import (
     AccessLogMiddleware,
     GzipMiddleware,
@@ -218,22 +217,6 @@ def build_cases(fx: Fixture) -> dict[str, Callable[[], bytes]]:
     return cases
 
 
-def _timer(one: Callable[[], bytes]) -> Callable[[int], float]:
-    def run(n: int) -> float:
-        start = time.process_time()  # CPU time: other load on the machine disturbs it less
-        for _ in range(n):
-            one()
-        return time.process_time() - start
-    return run
-
-
-def _calibrate(run: Callable[[int], float], round_time: float) -> int:
-    n = 20
-    while (elapsed := run(n)) < round_time / 4:
-        n *= 4
-    return max(1, int(n * round_time / elapsed))
-
-
 def measure(cases: dict[str, Callable[[], bytes]], rounds: int,
             round_time: float) -> dict[str, float]:
     """Best µs/request of every case; rounds alternate between cases so noise is shared."""
@@ -242,19 +225,9 @@ def measure(cases: dict[str, Callable[[], bytes]], rounds: int,
         body = one()
         if not body or not one.status[-1].startswith("200"):  # type: ignore[attr-defined]
             raise AssertionError(f"{name} answered {one.status[-1:]} {body[:100]!r}")
-        run = _timer(one)
-        timers[name] = (run, _calibrate(run, round_time))
-    best = dict.fromkeys(timers, float("inf"))
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for name, (run, n) in timers.items():
-                best[name] = min(best[name], run(n) / n * 1e6)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return best
+        run = timer(one)
+        timers[name] = (run, calibrate(run, round_time))
+    return best_of(timers, rounds)
 
 
 def report(best: dict[str, float]) -> None:
