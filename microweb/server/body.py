@@ -64,19 +64,29 @@ class InputStream:
     def readline(self, size: int | None = -1) -> bytes:
         """Read one line (through ``\\n``), at most ``size`` bytes."""
         limit = -1 if size is None else size
+        buf = self._buf
+        end = buf.find(b"\n")
+        if end >= 0 and (limit < 0 or end < limit):  # PERF: the common case, no copying
+            self._buf = buf[end + 1:]
+            return buf[:end + 1]
+        # Each piece is scanned once and appended once: a very long line costs O(n), not O(n²).
+        line = bytearray()
         while True:
-            end = self._buf.find(b"\n")
-            if end >= 0 and (limit < 0 or end < limit):
-                data, self._buf = self._buf[:end + 1], self._buf[end + 1:]
-                return data
-            if 0 <= limit <= len(self._buf):
-                data, self._buf = self._buf[:limit], self._buf[limit:]
-                return data
-            piece = self._next_piece()
-            if not piece:
-                data, self._buf = self._buf, b""
-                return data
-            self._buf += piece
+            room = limit - len(line) if limit >= 0 else -1
+            end = buf.find(b"\n", 0, room if room >= 0 else len(buf))
+            if end >= 0:
+                line += buf[:end + 1]
+                self._buf = buf[end + 1:]
+                return bytes(line)
+            if 0 <= room <= len(buf):
+                line += buf[:room]
+                self._buf = buf[room:]
+                return bytes(line)
+            line += buf
+            buf = self._next_piece()
+            if not buf:
+                self._buf = b""
+                return bytes(line)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines, total = [], 0
