@@ -6,6 +6,7 @@ Everything binds to 127.0.0.1 only, is bounded in time and is stopped by whoever
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -27,6 +28,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
+    """One plain GET to 127.0.0.1:port on a fresh connection: (status, body text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
 import subprocess
 import time
 from pathlib import Path
 
 from tests.support import BIN, PYTHON, ROOT, spawn
+from tests.support import http_get as _get
 
 from .conftest import wait_until
 
 MICROWEB = [str(BIN / "microweb"), "serve"]
-
-
-def _get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
 
 
 def _run(*argv: str, cwd: Path | str = ROOT) -> subprocess.CompletedProcess[str]:

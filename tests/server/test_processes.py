@@ -16,20 +16,11 @@ import pytest
 import requests
 
 from tests.support import BIN, PYTHON, ROOT, spawn, wait_for_port
+from tests.support import http_get as _get
 
 from .conftest import read_response, wait_until
 
 APP = "tests.server.apps:app"
-
-
-def _get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
 
 
 def _children(pid: int) -> set[int]:
