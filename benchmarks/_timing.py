@@ -4,8 +4,10 @@ rounds interleaved between contenders so a noisy machine disturbs them alike."""
 from __future__ import annotations
 
 import gc
+import io
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def timer(one: Callable[[], bytes]) -> Callable[[int], float]:
@@ -50,3 +52,29 @@ def best_of(timers: dict[str, tuple[Callable[[int], float], int]], rounds: int
         if gc_was_enabled:
             gc.enable()
     return best
+
+
+def wsgi_caller(app: Callable[..., Any], environ: dict[str, Any], body: bytes | None = None
+                ) -> Callable[[], bytes]:
+    """One request per call: copy the prepared environ (with a fresh ``wsgi.input`` holding
+    ``body``, if any), call the app, drain and close the response; ``one.status[0]`` is the
+    last status line."""
+    status = [""]
+
+    def start_response(st: str, headers: list[Any], exc_info: Any = None) -> None:
+        status[0] = st
+
+    def one() -> bytes:
+        env = environ.copy()
+        if body is not None:
+            env["wsgi.input"] = io.BytesIO(body)
+        result = app(env, start_response)
+        try:
+            return b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    one.status = status  # type: ignore[attr-defined]
+    return one

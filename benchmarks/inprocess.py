@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from benchmarks import _timing
 from benchmarks._timing import best_of, calibrate, timer
 
 SECRET = "benchmark-secret-" + "x" * 24
@@ -89,27 +90,8 @@ def base_environ(sc: Scenario) -> dict[str, Any]:
 
 
 def wsgi_caller(app: Callable[..., Any], sc: Scenario) -> Callable[[], bytes]:
-    """One request: copy the prepared environ, call the app, drain and close the body."""
-    base = base_environ(sc)
-    body = sc.body
-    BytesIO = io.BytesIO
-
-    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> Any:
-        return None
-
-    def one() -> bytes:
-        env = base.copy()
-        if body:
-            env["wsgi.input"] = BytesIO(body)
-        result = app(env, start_response)
-        try:
-            return b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-
-    return one
+    """One request of scenario ``sc`` against ``app`` (see benchmarks._timing.wsgi_caller)."""
+    return _timing.wsgi_caller(app, base_environ(sc), sc.body or None)
 
 
 # -- raw WSGI ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from benchmarks._timing import best_of, calibrate, timer
+from benchmarks._timing import wsgi_caller as caller
 from middleware import (
     AccessLogMiddleware,
     GzipMiddleware,
@@ -136,32 +137,6 @@ class Fixture:
         }
 
 
-def caller(app: App, environ: dict[str, Any], body: bytes | None = None
-           ) -> Callable[[], bytes]:
-    """One request: copy the prepared environ (with a fresh input holding ``body``, if any),
-    call the app, drain and close the body."""
-    status: list[str] = []
-
-    def start_response(st: str, headers: list[Any], exc_info: Any = None) -> Any:
-        status.append(st)
-        return None
-
-    def one() -> bytes:
-        env = environ.copy()
-        if body is not None:
-            env["wsgi.input"] = io.BytesIO(body)
-        result = app(env, start_response)
-        try:
-            return b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-
-    one.status = status  # type: ignore[attr-defined]
-    return one
-
-
 def flask_hello() -> App:
     import flask
 
@@ -223,8 +198,8 @@ def measure(cases: dict[str, Callable[[], bytes]], rounds: int,
     timers = {}
     for name, one in cases.items():
         body = one()
-        if not body or not one.status[-1].startswith("200"):  # type: ignore[attr-defined]
-            raise AssertionError(f"{name} answered {one.status[-1:]} {body[:100]!r}")
+        if not body or not one.status[0].startswith("200"):  # type: ignore[attr-defined]
+            raise AssertionError(f"{name} answered {one.status} {body[:100]!r}")
         run = timer(one)
         timers[name] = (run, calibrate(run, round_time))
     return best_of(timers, rounds)
