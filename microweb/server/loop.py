@@ -26,7 +26,6 @@ import heapq
 import itertools
 import logging
 import os
-import select
 import socket
 import ssl
 import threading
@@ -51,6 +50,8 @@ log = logging.getLogger("microweb.server")
 _ARMED = IN | ONESHOT
 _SWEEP_EVERY = 1.0
 _ACCEPT_BATCH = 64
+# seconds a connection that has sent nothing keeps after a graceful stop begins
+_FRESH_GRACE = 1.0
 
 
 class _Listener:
@@ -358,12 +359,19 @@ class Server:
             self.draining = True
             self.keep_alive = False
             conns = list(self._conns.values())
-            # idle keep-alive connections go now, and fresh ones that sent nothing yet (a
-            # browser's preconnect); a fresh one whose first request is arriving is served
-            idle = [c for c in conns if isinstance(c, HTTPConnection) and c.parked
-                    and not c.parser.in_head() and (c.served or not _has_input(c.sock))]
-            for conn in idle:
-                conn.parked = False
+            # Idle keep-alive connections go now. A fresh one that sent nothing yet may be a
+            # browser's preconnect or a client whose first request is still in flight: it
+            # gets a short grace instead of its whole header timeout (the sweep closes it).
+            idle = []
+            grace = now + _FRESH_GRACE
+            for c in conns:
+                if not (isinstance(c, HTTPConnection) and c.parked) or c.parser.in_head():
+                    continue
+                if c.served:
+                    c.parked = False
+                    idle.append(c)
+                elif c.deadline > grace:
+                    c.deadline = grace
         for conn in idle:
             conn.close()
         for other in conns:
@@ -403,9 +411,3 @@ class Server:
         while self._tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
-
-def _has_input(sock: socket.socket) -> bool:
-    """True when bytes (or EOF) wait on ``sock`` right now."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
