@@ -61,7 +61,12 @@ class ArgsHandler(WebSocketHandler):
                             "user": self.current_user, "ip": self.request.remote_ip})
 
     def on_message(self, message: str | bytes) -> None:
-        self.write_message({"thread": threading.current_thread().name})
+        if message == "request?":  # the handshake's request, still whole after the switch
+            self.write_message({"room": self.path_args[0], "name": self.get_argument("name"),
+                                "user": self.current_user, "ip": self.request.remote_ip,
+                                "cookie": self.get_cookie("user"), "path": self.request.path})
+        else:
+            self.write_message({"thread": threading.current_thread().name})
 
 
 class AuthHandler(WebSocketHandler):

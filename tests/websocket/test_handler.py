@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -49,8 +51,36 @@ class AsyncHandler(WebSocketHandler):
         self.write_message(f"async {message}")
 
 
+class RequestReportHandler(WebSocketHandler):
+    """Reports what it sees of the request in open() and again in on_message()."""
+
+    def get_current_user(self) -> Any:
+        return self.get_cookie("user")
+
+    def open(self, room: str) -> None:
+        self.request.environ["test.seen_in_open"] = room
+        self.opened = self.report()
+
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(self.report())
+
+    def report(self) -> dict[str, Any]:
+        r = self.request
+        return {"path": r.path, "uri": r.uri, "query": r.query, "host": r.host,
+                "full_url": r.full_url(), "remote_ip": r.remote_ip, "protocol": r.protocol,
+                "version": r.version, "method": r.method, "body": r.body.decode(),
+                "arguments": {k: [v.decode() for v in vs] for k, vs in r.arguments.items()},
+                "name": self.get_argument("name"), "names": self.get_arguments("name"),
+                "cookie": self.get_cookie("flavour"), "cookies": sorted(r.cookies),
+                "user": self.current_user, "header": r.headers.get("X-Custom"),
+                "origin": r.headers.get("Origin"), "route": self.path_args,
+                "seen": r.environ.get("test.seen_in_open"),
+                "session": r.environ.get("test.session")}
+
+
 def _app() -> web.Application:
-    return web.Application([(r"/room/(\w+)", RoomHandler), (r"/async", AsyncHandler)],
+    return web.Application([(r"/room/(\w+)", RoomHandler), (r"/async", AsyncHandler),
+                            (r"/report/(\w+)", RequestReportHandler)],
                            websocket_hub=HUB)
 
 
@@ -60,10 +90,15 @@ def _handshake_headers() -> dict[str, str]:
             "Sec-WebSocket-Version": "13", "Host": "localhost"}
 
 
-def _upgrading_get(path: str, **headers: str) -> tuple[Any, list[Any]]:
+def _upgrading_get(path: str, environ: dict[str, Any] | None = None,
+                   cookies: dict[str, str] | None = None,
+                   **headers: str) -> tuple[Any, list[Any]]:
     protocols: list[Any] = []
-    response = Client(_app()).get(path, headers={**_handshake_headers(), **headers},
-                                  environ_base={"microweb.upgrade": protocols.append})
+    client = Client(_app())
+    for name, value in (cookies or {}).items():
+        client.set_cookie(name, value)
+    response = client.get(path, headers={**_handshake_headers(), **headers},
+                          environ_base={"microweb.upgrade": protocols.append, **(environ or {})})
     return response, protocols
 
 
@@ -153,3 +188,33 @@ def test_async_hooks_run_to_completion() -> None:
     proto.data_received(b"".join(client.data_to_send()))
     client.receive_data(bytes(transport.out))
     assert [f.data for f in client.events_received()] == [b"async open", b"async hi"]
+
+
+def test_request_stays_whole_in_on_message_after_the_environ_is_compacted() -> None:
+    session = {"user": "ann"}
+    response, (proto,) = _upgrading_get("/report/lobby?name=a&name=b",
+                                        {"REMOTE_ADDR": "192.0.2.7"},
+                                        {"flavour": "mint", "user": "bob"},
+                                        X_Custom="yes", Origin="http://localhost")
+    assert response.status_code == 101
+    handler = proto.handler
+    full = handler.request.environ
+    full["test.session"] = session  # a middleware's key, set during the handshake
+    request = handler.request
+    proto.connection_made(MemoryTransport())
+    compact = handler.request.environ
+    assert handler.request is request and compact is not full
+    assert "microweb.upgrade" not in compact and "wsgi.errors" not in compact
+    assert compact["wsgi.input"].read() == b"" and compact["test.session"] is session
+    assert compact["HTTP_UPGRADE"] is sys.intern("websocket")  # shared by every socket
+    client = ClientProtocol(parse_uri("ws://localhost/report/lobby"), state=OPEN)
+    client.send_text(b"report")
+    transport = proto.transport
+    proto.data_received(b"".join(client.data_to_send()))
+    client.receive_data(bytes(transport.out))
+    (frame,) = client.events_received()
+    expected = {**handler.opened, "seen": "lobby", "session": {"user": "ann"}}
+    assert json.loads(frame.data) == expected
+    assert expected["names"] == ["a", "b"] and expected["user"] == "bob"
+    assert expected["cookie"] == "mint" and expected["header"] == "yes"
+    assert expected["route"] == ["lobby"] and expected["remote_ip"] == "192.0.2.7"

@@ -63,6 +63,10 @@ def test_open_sees_route_groups_arguments_cookies(url: str) -> None:
         assert got == {"room": "lobby", "name": "ann", "user": "bob", "ip": "127.0.0.1"}
         ws.send("which thread?")
         assert json.loads(ws.recv(timeout=10))["thread"] != "MainThread"
+        ws.send("request?")
+        assert json.loads(ws.recv(timeout=10)) == {
+            "room": "lobby", "name": "ann", "user": "bob", "ip": "127.0.0.1", "cookie": "bob",
+            "path": "/args/lobby"}
 
 
 def test_fragmented_message_from_the_client(url: str) -> None:
