@@ -27,6 +27,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CLOSED, OPEN, SEND_EOF
 from websockets.protocol import Protocol as _SansIOProtocol
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.typing import Subprotocol
 
 log = logging.getLogger("microweb.websocket")
@@ -74,11 +75,46 @@ def new_server_protocol(*, compression: dict[str, Any] | None = None,
     # state=OPEN: the parser starts at frames, the HTTP request was parsed by the server.
     ws = ServerProtocol(state=OPEN, extensions=extensions, select_subprotocol=chooser,
                         max_size=max_size, logger=_ws_logger)
-    # PERF: ServerProtocol.parse() only wraps the frame parser for the handshake it would
-    # read; the frame parser alone saves a suspended generator (~250 bytes) per open socket.
-    ws.parser = _SansIOProtocol.parse(ws)
-    next(ws.parser)
+    # ServerProtocol.parse() would read the handshake the server already parsed: the frame
+    # parser is started when the first bytes arrive (see _park_parser).
+    _unset(ws)
     return ws
+
+
+_FRAME_PARSER = _SansIOProtocol.parse.__code__
+_AT_EOF = StreamReader.at_eof.__code__
+
+
+def _park_parser(ws: ServerProtocol) -> None:
+    """PERF: drop websockets' frame parser and its empty stream reader while they wait for
+    the next frame (~550 bytes of suspended generators and buffers per idle socket).
+
+    Between frames, with nothing buffered, ``Protocol.parse()`` sits in
+    ``yield from reader.at_eof()`` at the top of its loop and holds no state of its own
+    (the size of a fragmented message lives on ``ws``), so a fresh reader and parser started
+    by ``_unpark_parser`` continue exactly where these stood. Any other point (inside a
+    frame, ``discard()`` after a close) keeps both.
+    """
+    parser: Any = ws.parser
+    if parser is None or parser.gi_code is not _FRAME_PARSER or ws.reader.buffer:
+        return
+    waiting = parser.gi_yieldfrom
+    if waiting is not None and getattr(waiting, "gi_code", None) is _AT_EOF:
+        _unset(ws)
+
+
+def _unset(ws: Any) -> None:
+    """Parked: no reader, no parser (only this module's code ever steps them)."""
+    ws.parser = ws.reader = None
+
+
+def _unpark_parser(ws: ServerProtocol) -> None:
+    """Start the reader and frame parser again before anything in websockets uses them
+    (``receive_data``, ``receive_eof``, ``fail``)."""
+    if ws.parser is None:
+        ws.reader = StreamReader()
+        ws.parser = _SansIOProtocol.parse(ws)
+        next(ws.parser)
 
 
 def accept_handshake(ws: ServerProtocol, request: Request) -> Response:
@@ -155,7 +191,9 @@ class WebSocketProtocol:
         with self._lock:
             if self._lost:
                 return
+            _unpark_parser(self.ws)
             self.ws.receive_data(data)
+            _park_parser(self.ws)
             events = [e for e in self.ws.events_received() if isinstance(e, Frame)]
             deliveries = self._assemble(events)
             self._flush()
@@ -170,6 +208,7 @@ class WebSocketProtocol:
                 return
             self._lost = True
             self._cancel_timers()
+            _unpark_parser(self.ws)
             self.ws.receive_eof()
             self.ws.data_to_send()  # nothing can be sent any more
             rcvd = self.ws.close_rcvd
@@ -246,6 +285,7 @@ class WebSocketProtocol:
     def _fail(self, code: int, reason: str) -> None:
         if self._lost or self.ws.state is CLOSED:
             return
+        _unpark_parser(self.ws)  # fail() switches to discard(), which reads
         self.ws.fail(code, reason)
         self._flush()
 

@@ -318,3 +318,47 @@ def test_stream_split_at_every_byte_boundary() -> None:
         p.proto.data_received(stream[cut:])
         assert p.handler.messages == ["ünïcode " * 20 + "tail", b"\x00" * 300], cut
         assert p.handler.pings == [b"p"]
+
+
+def test_idle_socket_holds_no_parser_between_frames() -> None:
+    p = Pair().start()
+    assert p.proto.ws.parser is None and p.proto.ws.reader is None  # nothing received yet
+    frame = b"".join([*_client_frames(p, "one")])
+    p.proto.data_received(frame[:3])  # inside a frame: the parser keeps its place
+    assert p.proto.ws.parser is not None
+    p.proto.data_received(frame[3:])
+    assert p.handler.messages == ["one"]
+    assert p.proto.ws.parser is None and p.proto.ws.reader is None
+    p.client.send_text(b"frag", fin=False)  # between the frames of one message
+    p.client_send()
+    assert p.proto.ws.parser is None
+    p.client.send_continuation(b"ment", fin=True)
+    p.client_send()
+    assert p.handler.messages == ["one", "fragment"]
+
+
+def test_idle_socket_still_limits_a_fragmented_message() -> None:
+    p = Pair(max_size=8).start()
+    p.client.send_text(b"12345", fin=False)
+    p.client_send()
+    assert p.proto.ws.parser is None
+    p.client.send_continuation(b"6789", fin=True)  # 9 bytes in all: over the limit
+    p.client_send()
+    assert _close_of(p.client_events()).code == CloseCode.MESSAGE_TOO_BIG
+    assert p.handler.messages == []
+
+
+def test_idle_socket_fails_and_loses_cleanly() -> None:
+    p = Pair().start()
+    p.client.send_text(b"hi")
+    p.client_send()
+    p.proto.fail(CloseCode.POLICY_VIOLATION, "bye")  # fail() reads again: discard()
+    assert _close_of(p.client_events()).code == CloseCode.POLICY_VIOLATION
+    q = Pair().start()
+    q.proto.connection_lost(None)  # EOF reaches a parked parser
+    assert q.handler.closed == [(None, None)]
+
+
+def _client_frames(p: Pair, text: str) -> list[bytes]:
+    p.client.send_text(text.encode())
+    return p.client.data_to_send()
