@@ -1,13 +1,17 @@
 """The event loop of one worker process: leader/follower threads over one epoll.
 
-Theory of operation. Every pool thread (``--threads``) sits in ``epoll.poll`` on the same
-epoll instance (``poller.py`` has a ``selectors`` stand-in for other systems) and takes one
-ready event at a time. Connections are registered EPOLLONESHOT: the thread that receives a
-connection's event owns it alone — it reads, parses, runs the app, writes, serves pipelined
-requests in order — and re-arms it (``epoll.modify`` is thread-safe in the kernel), after
-which any thread may get its next event. So a request costs no hand-over between threads,
-a thread blocked in a slow app simply stops polling, and an idle connection is only an epoll
-entry and a small object: it holds no thread.
+Theory of operation. Pool threads (``--threads``) poll the same epoll instance
+(``poller.py`` has a ``selectors`` stand-in for other systems) and take one ready event at a
+time. Connections are registered EPOLLONESHOT: the thread that receives a connection's event
+owns it alone — it reads, parses, runs the app, writes, serves pipelined requests in order —
+and re-arms it (``epoll.modify`` is thread-safe in the kernel), after which any thread may get
+its next event. So a request costs no hand-over between threads, and an idle connection is
+only an epoll entry and a small object: it holds no thread.
+
+Not every pool thread polls at once: ``leaders.py`` keeps one *leader* polling while requests
+are quick (no GIL hand-offs between threads, so no tail latency from them) and lets another
+thread join as soon as every leader is blocked in the application or stuck on one long
+request; the extra leaders step down again once requests are quick.
 
 The thread that called ``run()`` coordinates: it runs timers (``call_later``), sweeps parked
 connections past their deadline (header timeout for slow clients, keep-alive timeout when
@@ -37,6 +41,7 @@ from typing import Any
 from .config import Config
 from .connection import HTTPConnection
 from .environ import base_environ
+from .leaders import Leader, Leaders
 from .poller import IN, ONESHOT, make_poller
 from .pool import ThreadPool
 from .task import FileWrapper
@@ -89,6 +94,7 @@ class Server:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._kick = threading.Event()  # wakes the coordinator (timers, stop)
+        self._leaders = Leaders()  # which pool threads poll (leaders.py)
         self._accepting = False
         self._exiting = False
         self._stop_at: float | None = None
@@ -203,15 +209,24 @@ class Server:
         return timeout
 
     def _poll_forever(self) -> None:
-        """One pool thread: take one ready event at a time and handle it right here."""
+        """One pool thread: lead (poll and handle events) while needed, else follow."""
+        me = Leader()
+        while not self._exiting and self._leaders.follow(me):
+            self._lead(me)
+
+    def _lead(self, me: Leader) -> None:
+        """Take one ready event at a time and handle it right here, until told to step down."""
         poll, conns, wake, lock = self.epoll.poll, self._conns, self._wake_r, self._lock
+        monotonic, leaders = time.monotonic, self._leaders
         while not self._exiting:
+            me.since = -monotonic()
             try:
                 events = poll(None, 1)  # PERF: one event per thread keeps slow apps isolated
             except InterruptedError:
                 continue
             except (OSError, ValueError):  # the poller was closed: the server is gone
                 return
+            start = me.since = monotonic()
             for fd, mask in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -228,6 +243,8 @@ class Server:
                     self._run_tasks()
                 elif fd in self._listeners:
                     self._accept(self._listeners[fd])
+            if leaders.step_down(me, monotonic() - start):
+                return
 
     def _run_tasks(self) -> None:
         if self._exiting:  # leave the pipe readable so every poller sees the exit
@@ -393,6 +410,7 @@ class Server:
                     conn.close()
         self._run_pending_tasks()
         self._exiting = True
+        self._leaders.close()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"\0")  # level-triggered: every poller wakes and exits
         self.pool.join(timeout=1.0 + max(0.0, (self._stop_at or 0.0) - time.monotonic()))

@@ -1,8 +1,9 @@
 """The bounded set of worker threads of one process (``--threads``).
 
-Each thread runs the server's poll loop (leader/follower): it waits for a ready connection,
-then reads, runs the WSGI application and writes on that same thread. The number of threads
-bounds how many requests run the application at once; idle connections use none.
+Each thread runs the server's poll loop (leader/follower, see ``leaders.py``): it waits for a
+ready connection, then reads, runs the WSGI application and writes on that same thread. The
+number of threads bounds how many requests run the application at once; idle connections
+use none.
 """
 
 from __future__ import annotations

@@ -24,3 +24,20 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
     body = (f"{os.getpid()}" if path in ("/pid", "/sleep") else f"hello {VERSION}").encode()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body]
+
+
+_served_by: dict[int, int] = {}
+
+
+def threads(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    """/ -> hello, counting which thread ran it; /threads -> the counts, largest first."""
+    import threading
+
+    if environ["PATH_INFO"] == "/threads":
+        body = " ".join(str(n) for n in sorted(_served_by.values(), reverse=True)).encode()
+    else:
+        ident = threading.get_ident()
+        _served_by[ident] = _served_by.get(ident, 0) + 1
+        body = b"hello"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
