@@ -10,21 +10,23 @@ the protocol (backpressure), and ``get_write_buffer_size`` lets the protocol bou
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .poller import ERR, HUP, IN, ONESHOT, OUT
-from .timers import TimerHandle
 
 if TYPE_CHECKING:
     from .loop import Server
 
-__all__ = ["Transport", "UpgradedConnection"]
+__all__ = ["ProtocolTimer", "Transport", "UpgradedConnection"]
 
 log = logging.getLogger("microweb.server")
 
@@ -35,50 +37,55 @@ _GONE = HUP | ERR
 
 
 class Transport:
-    """What the protocol gets in ``connection_made``; every method is thread-safe."""
+    """What the protocol gets in ``connection_made``; every method is thread-safe.
 
-    __slots__ = ("_conn",)
+    The connection itself is the transport (PERF: no second object per socket); this base
+    class is the part of it a protocol may use.
+    """
 
-    def __init__(self, conn: UpgradedConnection) -> None:
-        self._conn = conn
+    __slots__ = ()
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` for sending; never blocks."""
-        self._conn.write(data)
+        raise NotImplementedError
 
     def close(self) -> None:
         """Flush what is queued, then close."""
-        self._conn.close()
+        raise NotImplementedError
 
-    def abort(self) -> None:
+    def abort(self, exc: BaseException | None = None) -> None:
         """Close at once, dropping queued data."""
-        self._conn.abort(None)
+        raise NotImplementedError
 
     def is_closing(self) -> bool:
-        return self._conn.closing
+        raise NotImplementedError
 
     def get_write_buffer_size(self) -> int:
         """Bytes queued but not yet accepted by the kernel."""
-        return len(self._conn.out)
+        raise NotImplementedError
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
-        """Run ``callback`` after ``delay`` seconds, serialized with data_received."""
-        return self._conn.call_later(delay, callback)
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> ProtocolTimer:
+        """Run ``callback`` after ``delay`` seconds (at most ``_TICK`` late), serialized with
+        data_received; the handle's ``cancel()`` prevents it."""
+        raise NotImplementedError
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._conn.extra_info(name, default)
+        raise NotImplementedError
 
 
-class _ProtocolTimer(TimerHandle):
+class ProtocolTimer:
     """A protocol's timer: when due, its callback is queued behind the connection's other
-    callbacks (PERF: a slotted handle instead of a closure per timer, ~200 bytes less)."""
+    callbacks (PERF: a slotted handle, no closure, no heap entry of its own)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "callback", "cancelled")
 
-    def __init__(self, when: float, callback: Callable[[], Any],
-                 conn: UpgradedConnection) -> None:
-        super().__init__(when, callback)
+    def __init__(self, conn: UpgradedConnection, callback: Callable[[], Any]) -> None:
         self.conn = conn
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def fire(self) -> None:
         conn = self.conn
@@ -87,18 +94,64 @@ class _ProtocolTimer(TimerHandle):
                 conn._enqueue(conn._run_timer, self, self.callback)
 
 
-class UpgradedConnection:
-    """A socket driven by a protocol object instead of the HTTP parser."""
+class _Wheel:
+    """The protocol timers of one server in buckets of ``_TICK`` seconds: the loop holds one
+    timer per non-empty bucket instead of a heap entry per socket (PERF: ~120 bytes less per
+    idle WebSocket, whose keepalive always has a timer pending)."""
 
-    __slots__ = ("server", "sock", "fd", "remote", "protocol", "lock", "out", "closing",
-                 "closed", "queue", "running", "lost", "pending_in", "transport")
+    __slots__ = ("buckets", "lock")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[ProtocolTimer]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, server: Server, handle: ProtocolTimer, delay: float) -> None:
+        now = time.monotonic()
+        tick = math.ceil((now + max(0.0, delay)) / _TICK)
+        with self.lock:
+            bucket = self.buckets.get(tick)
+            if bucket is not None:
+                bucket.append(handle)
+                return
+            self.buckets[tick] = [handle]
+        server.call_later(tick * _TICK - now, functools.partial(self.fire, tick))
+
+    def fire(self, tick: int) -> None:
+        """The loop's timer for ``tick`` is due (coordinating thread)."""
+        with self.lock:
+            bucket = self.buckets.pop(tick, ())
+        for handle in bucket:
+            handle.fire()
+
+
+_TICK = 0.05
+_wheels: weakref.WeakKeyDictionary[Server, _Wheel] = weakref.WeakKeyDictionary()
+_wheels_lock = threading.Lock()
+
+
+def _wheel(server: Server) -> _Wheel:
+    wheel = _wheels.get(server)
+    if wheel is None:
+        with _wheels_lock:
+            wheel = _wheels.get(server)
+            if wheel is None:
+                wheel = _wheels[server] = _Wheel()
+    return wheel
+
+
+class UpgradedConnection(Transport):
+    """A socket driven by a protocol object instead of the HTTP parser; it is also the
+    protocol's transport."""
+
+    # PERF: one per open socket; 12 slots keep it in a 128-byte block
+    __slots__ = ("server", "sock", "fd", "protocol", "lock", "out", "closing", "closed",
+                 "queue", "running", "lost", "pending_in")
 
     def __init__(self, server: Server, sock: socket.socket, remote: tuple[str, str],
                  protocol: Any) -> None:
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
-        self.remote = remote
         self.protocol = protocol
         self.lock = threading.RLock()
         self.out: bytes | bytearray = b""  # PERF: a bytearray only while bytes wait
@@ -108,15 +161,14 @@ class UpgradedConnection:
         self.queue: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
         self.running = False
         self.lost = False
-        self.pending_in = 0
-        self.transport = Transport(self)
+        self.pending_in = 0  # ``remote``: the socket knows its peer (get_extra_info)
 
     # -- start ---------------------------------------------------------------------------
 
     def start(self, leftover: bytes) -> None:
         """Deliver connection_made (and bytes read past the 101 request), then listen."""
         with self.lock:
-            self._enqueue(self.protocol.connection_made, self.transport)
+            self._enqueue(self.protocol.connection_made, self)
             if leftover:
                 self.pending_in += len(leftover)
                 self._enqueue(self._deliver, leftover)
@@ -219,17 +271,24 @@ class UpgradedConnection:
             if not self.closing and not self.closed:
                 self._enqueue(stop)
 
-    def abort(self, exc: BaseException | None) -> None:
+    def abort(self, exc: BaseException | None = None) -> None:
         with self.lock:
             self.closing = True
             self.out = b""
             self._finish(exc)
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
-        when = time.monotonic() + max(0.0, delay)
-        return self.server.schedule(_ProtocolTimer(when, callback, self))
+    def is_closing(self) -> bool:
+        return self.closing
 
-    def extra_info(self, name: str, default: Any) -> Any:
+    def get_write_buffer_size(self) -> int:
+        return len(self.out)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> ProtocolTimer:
+        handle = ProtocolTimer(self, callback)
+        _wheel(self.server).add(self.server, handle, delay)
+        return handle
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
         try:
             if name == "peername":
                 return self.sock.getpeername()
@@ -292,7 +351,7 @@ class UpgradedConnection:
             if paused and self.pending_in < _READ_HIGH_WATER and not self.closed:
                 self._rearm()
 
-    def _run_timer(self, handle: TimerHandle, callback: Callable[[], Any]) -> None:
+    def _run_timer(self, handle: ProtocolTimer, callback: Callable[[], Any]) -> None:
         if not handle.cancelled:
             callback()
 
