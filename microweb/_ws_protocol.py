@@ -13,12 +13,13 @@ transport happens under one lock; handler callbacks always run outside it.
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -138,34 +139,67 @@ class _Timer(Protocol):
     def cancel(self) -> None: ...
 
 
-class WebSocketProtocol:
-    """Implements the server's upgrade protocol (connection_made/data_received/connection_lost)."""
+class Limits(NamedTuple):
+    """The timing and buffer settings of a connection (one shared object per combination)."""
 
-    # PERF: one per open socket; slots keep an idle connection small
-    __slots__ = ("ws", "handler", "ping_interval", "ping_timeout", "max_write_buffer",
-                 "close_timeout", "transport", "_lock", "_lost", "_backlog", "_message",
-                 "_text_decoder", "_ping_timer", "_close_timer", "_ping_sent_at",
-                 "_last_received")
+    ping_interval: float | None
+    ping_timeout: float | None
+    max_write_buffer: int | None
+    close_timeout: float
+
+
+@functools.lru_cache(maxsize=64)
+def _limits(ping_interval: float | None, ping_timeout: float | None,
+            max_write_buffer: int | None, close_timeout: float) -> Limits:
+    return Limits(ping_interval or None, ping_timeout or ping_interval or None,
+                  max_write_buffer, close_timeout)
+
+
+class WebSocketProtocol:
+    """Implements the server's upgrade protocol (connection_made/data_received/connection_lost).
+
+    Timers: at most one is pending, so the protocol itself is the callback (``__call__``)
+    and what it does follows from the state: the closing handshake's deadline while a close
+    is expected, else the keepalive (send a ping every ``ping_interval``; a peer silent for
+    ``ping_timeout`` after one is dead).
+    """
+
+    # PERF: one per open socket; 12 slots keep it in a 128-byte block, the settings are one
+    # shared tuple and the timer needs no bound method
+    __slots__ = ("ws", "handler", "limits", "transport", "_lock", "_lost", "_backlog",
+                 "_message", "_text_decoder", "_timer", "_ping_sent_at", "_last_received")
 
     def __init__(self, ws: ServerProtocol, handler: _Handler, *,
                  ping_interval: float | None = None, ping_timeout: float | None = None,
                  max_write_buffer: int | None = None, close_timeout: float = 5.0) -> None:
         self.ws = ws
         self.handler = handler
-        self.ping_interval = ping_interval or None
-        self.ping_timeout = ping_timeout or ping_interval or None
-        self.max_write_buffer = max_write_buffer
-        self.close_timeout = close_timeout
+        self.limits = _limits(ping_interval, ping_timeout, max_write_buffer, close_timeout)
         self.transport: Any = None
         self._lock = threading.Lock()
         self._lost = False
         self._backlog = 0  # bytes sent before connection_made
         self._message: list[bytes] | None = None  # fragments of the message being received
         self._text_decoder: codecs.IncrementalDecoder | None = None
-        self._ping_timer: _Timer | None = None
-        self._close_timer: _Timer | None = None
-        self._ping_sent_at = 0.0
-        self._last_received = time.monotonic()
+        self._timer: _Timer | None = None
+        self._ping_sent_at = 0.0  # while a keepalive ping waits for its answer
+        self._last_received = 0.0  # PERF: a float per socket only once bytes arrived
+
+    @property
+    def ping_interval(self) -> float | None:
+        return self.limits.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        return self.limits.ping_timeout
+
+    @property
+    def max_write_buffer(self) -> int | None:
+        return self.limits.max_write_buffer
+
+    @property
+    def close_timeout(self) -> float:
+        return self.limits.close_timeout
 
     # -- the upgrade protocol (called by the server) -----------------------------------------
 
@@ -176,8 +210,9 @@ class WebSocketProtocol:
             dropped = self._lost  # the backlog overflowed before the server took the socket
             if not dropped:
                 self._flush()
-                if self.ping_interval and self.ws.state is OPEN:
-                    self._ping_timer = transport.call_later(self.ping_interval, self._keepalive)
+                interval = self.limits.ping_interval
+                if interval and self.ws.state is OPEN and self._timer is None:
+                    self._timer = transport.call_later(interval, self)
         if dropped:  # on_close already ran: the socket must not stay open behind it
             transport.abort()
             return
@@ -207,7 +242,7 @@ class WebSocketProtocol:
             if self._lost:
                 return
             self._lost = True
-            self._cancel_timers()
+            self._cancel_timer()
             _unpark_parser(self.ws)
             self.ws.receive_eof()
             self.ws.data_to_send()  # nothing can be sent any more
@@ -299,14 +334,17 @@ class WebSocketProtocol:
                 transport.close()
             else:
                 transport.write(chunk)
-        if self.ws.close_expected() and self._close_timer is None and not self._lost:
+        if self.ws.close_expected() and self._ping_sent_at >= 0 and not self._lost:
             # A peer that never completes the closing handshake (or never reads what is
-            # queued before the close frame) must not hold the connection forever.
-            self._close_timer = transport.call_later(self.close_timeout, self._close_timed_out)
+            # queued before the close frame) must not hold the connection forever. The
+            # keepalive stops: the closing deadline is shorter than its answer would be.
+            self._cancel_timer()
+            self._ping_sent_at = -1.0  # marks the closing deadline as started
+            self._timer = transport.call_later(self.limits.close_timeout, self)
 
     def _check_write_buffer(self, sent: int) -> bool:
         """Bound unsent bytes; True when a never-connected socket was dropped."""
-        limit = self.max_write_buffer
+        limit = self.limits.max_write_buffer
         if not limit:
             return False
         if self.transport is None:
@@ -360,11 +398,10 @@ class WebSocketProtocol:
         self._message, self._text_decoder = None, None
         return payload.decode() if text else payload
 
-    def _cancel_timers(self) -> None:
-        for timer in (self._ping_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ping_timer = self._close_timer = None
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # -- callbacks to the handler (no lock held) ---------------------------------------------
 
@@ -383,37 +420,37 @@ class WebSocketProtocol:
             return False
         return True
 
-    # -- timers (run on a worker thread, serialized with data_received) ----------------------
+    # -- the timer (runs on a worker thread, serialized with data_received) -----------------
 
-    def _keepalive(self) -> None:
-        """Send a ping every interval; a peer silent for ``ping_timeout`` after it is dead."""
+    def __call__(self) -> None:
+        """The one pending timer is due: the closing deadline, a ping, or its answer's."""
         with self._lock:
-            self._ping_timer = None
-            if self._lost or self.ws.state is not OPEN or self.transport is None:
+            self._timer = None
+            transport = self.transport
+            if self._lost or transport is None:
                 return
-            self._ping_sent_at = time.monotonic()
-            self.ws.send_ping(os.urandom(4))
-            self._flush()
-            self._ping_timer = self.transport.call_later(self.ping_timeout, self._check_alive)
-
-    def _check_alive(self) -> None:
-        with self._lock:
-            self._ping_timer = None
-            if self._lost or self.transport is None:
-                return
-            if self._last_received < self._ping_sent_at:
-                log.info("websocket peer did not answer a ping in %ss, closing", self.ping_timeout)
-                self.transport.abort()
-                return
-            delay = max(0.0, self._ping_sent_at + (self.ping_interval or 0) - time.monotonic())
-            self._ping_timer = self.transport.call_later(delay, self._keepalive)
-
-    def _close_timed_out(self) -> None:
-        with self._lock:
-            self._close_timer = None
-            if not self._lost and self.transport is not None:
+            if self._ping_sent_at < 0:
                 log.debug("websocket closing handshake timed out, dropping the connection")
-                self.transport.abort()
+                transport.abort()
+            elif self._ping_sent_at:
+                self._check_alive(transport)
+            elif self.ws.state is OPEN:
+                self._ping_sent_at = time.monotonic()
+                self.ws.send_ping(os.urandom(4))
+                self._flush()
+                if self._ping_sent_at > 0 and not self._lost:  # _flush may start the close
+                    self._timer = transport.call_later(self.limits.ping_timeout or 0, self)
+
+    def _check_alive(self, transport: Any) -> None:
+        """A ping's answer time is up: drop a silent peer, else plan the next ping."""
+        limits, sent = self.limits, self._ping_sent_at
+        if self._last_received < sent:
+            log.info("websocket peer did not answer a ping in %ss, closing", limits.ping_timeout)
+            transport.abort()
+            return
+        self._ping_sent_at = 0.0
+        delay = max(0.0, sent + (limits.ping_interval or 0) - time.monotonic())
+        self._timer = transport.call_later(delay, self)
 
 
 __all__ = ["WebSocketClosedError", "WebSocketProtocol"]
