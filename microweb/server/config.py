@@ -89,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("write_timeout", 30.0, float, "seconds",
             "Longest wait for a client to accept more response bytes."),
     # behaviour
-    Setting("script_name", "", str, "", "SCRIPT_NAME prefix the app is mounted under."),
+    Setting("script_name", "", str, "",
+            "SCRIPT_NAME prefix the app is mounted under (split off only from paths under it)."),
     Setting("server_header", "microweb", str, "",
             "Value of the Server response header (empty: no header)."),
     Setting("access_log", False, _bool, "",

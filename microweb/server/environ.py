@@ -2,7 +2,9 @@
 
 Rules applied here (each one a common source of bugs in servers):
 - PATH_INFO is the percent-decoded path, bytes decoded as latin-1 ("bytes as str");
-  QUERY_STRING is passed untouched; SCRIPT_NAME is the configured mount prefix.
+  QUERY_STRING is passed untouched; SCRIPT_NAME is the configured mount prefix, split off
+  only when the path lies under it at a segment boundary (``/app`` takes ``/app`` and
+  ``/app/x``, never ``/apple``); any other path keeps SCRIPT_NAME empty and PATH_INFO whole.
 - Header names containing ``_`` are dropped: otherwise ``X_Forwarded_For`` would masquerade
   as ``X-Forwarded-For`` behind a proxy that only sanitises the dashed spelling.
 - An absolute-form target (``GET http://host/path``) sets HTTP_HOST to its authority.
@@ -85,10 +87,9 @@ def build_environ(base: dict[str, Any], req: Request, script_name: str,
     environ = base.copy()
     target = req.target
     path, query = split_target(target, req.method)
-    if script_name:
-        environ["SCRIPT_NAME"] = script_name
-        if path == script_name or path.startswith(script_name + "/"):
-            path = path[len(script_name):]
+    if script_name and (path == script_name or path.startswith(script_name + "/")):
+        environ["SCRIPT_NAME"] = script_name  # a path outside the mount keeps base's ""
+        path = path[len(script_name):]
     environ["REQUEST_METHOD"] = req.method
     environ["PATH_INFO"] = path
     environ["QUERY_STRING"] = query

@@ -58,6 +58,17 @@ def test_script_name_is_stripped_from_path(serve):
     assert env["SCRIPT_NAME"] == "/app" and env["PATH_INFO"] == "/users"
 
 
+def test_script_name_only_for_paths_under_it(serve):
+    """SCRIPT_NAME is split off at a segment boundary only; a path outside the mount is
+    passed whole with an empty SCRIPT_NAME (SCRIPT_NAME + PATH_INFO is always the path)."""
+    srv = serve(echo_environ, script_name="/app")
+    cases = {b"/app": ("/app", ""), b"/app/x": ("/app", "/x"), b"/apple": ("", "/apple"),
+             b"/other/app": ("", "/other/app"), b"/": ("", "/"), b"/ap": ("", "/ap")}
+    for target, expected in cases.items():
+        env = _environ_of(srv, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == expected, target
+
+
 def test_absolute_form_and_asterisk_targets(serve):
     srv = serve(echo_environ)
     env = _environ_of(srv, b"GET http://example.com/p%41th?q HTTP/1.1\r\nHost: example.com\r\n\r\n")
