@@ -3,6 +3,8 @@
 Reads ``HTTP_ACCEPT_ENCODING``, ``HTTP_RANGE``, ``REQUEST_METHOD``; writes no environ key.
 Streams: every chunk the app yields (or passes to ``write``) is compressed and flushed at once
 (``Z_SYNC_FLUSH``), so memory stays bounded and server-sent events still arrive one by one.
+HEAD gets the headers GET would get (the same decision) and no body; its Content-Length is
+dropped when compressing, since only compressing would tell the length.
 Security caveat: compressing a response that mixes a secret (e.g. a CSRF token) with
 attacker-reflected input enables BREACH-style length oracles; mask such tokens per response
 (microweb's XSRF tokens are masked) or exclude those content types.
@@ -95,19 +97,19 @@ class _Response:
     """Per-request state: defers the upstream ``start_response`` until the first body bytes,
     so the decision to compress can use the body length when the app returns a list."""
 
-    __slots__ = ("coding", "decided", "encoder", "environ", "exc_info", "headers", "mw",
-                 "status", "upstream", "upstream_write")
+    __slots__ = ("coding", "compressed", "decided", "encoder", "environ", "exc_info", "head",
+                 "headers", "mw", "status", "upstream", "upstream_write")
 
     def __init__(self, middleware: GzipMiddleware, environ: WSGIEnvironment,
-                 start_response: StartResponse, coding: str | None) -> None:
+                 start_response: StartResponse, coding: str | None, head: bool = False) -> None:
         self.mw, self.environ, self.upstream = middleware, environ, start_response
-        self.coding = coding
+        self.coding, self.head = coding, head
         self.status: str | None = None
         self.headers: Headers = []
         self.exc_info: ExcInfo | None = None
         self.upstream_write: Callable[[bytes], object] | None = None
         self.encoder: _Encoder | None = None
-        self.decided = False
+        self.decided = self.compressed = False
 
     def start_response(self, status: str, headers: Headers,
                        exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
@@ -122,9 +124,8 @@ class _Response:
     def write(self, data: bytes) -> None:
         """The ``write`` callable handed to the app: compressed and forwarded immediately."""
         send = self.begin(None)
-        data = self.encoder.chunk(data) if self.encoder else data
-        if data:
-            send(data)
+        if data and not self.head:  # a HEAD response has no body: what the app writes is dropped
+            send(self.encoder.chunk(data) if self.encoder else data)
 
     def begin(self, length: int | None) -> Callable[[bytes], object]:
         """Decide once, then call the upstream ``start_response``."""
@@ -160,7 +161,9 @@ class _Response:
             return
         if "HTTP_RANGE" in self.environ:
             return
-        self.encoder = _Encoder(self.coding, self.mw.level, self.mw.brotli_quality)
+        self.compressed = True
+        if not self.head:  # HEAD: the same headers as GET, but nothing to compress
+            self.encoder = _Encoder(self.coding, self.mw.level, self.mw.brotli_quality)
         remove_header(headers, "Content-Length")
         set_header(headers, "Content-Encoding", self.coding)
         etag = found.get("etag")
@@ -194,6 +197,20 @@ class _Response:
         set_header(self.headers, "Content-Length", str(len(data)))
         self.begin(len(data))
         return [data]
+
+    def finish_head(self, length: int | None) -> None:
+        """Send the headers of a HEAD response; ``length`` is the uncompressed body's length
+        when the app handed the body over in memory (None when it sent none or streamed)."""
+        if self.upstream_write is not None:  # the app used write(): already sent
+            return
+        if self.status is not None:
+            self.decide(length)
+            code = status_code(self.status)
+            if (length is not None and not self.compressed and code >= 200
+                    and code not in (204, 304) and "content-length" not in _index(self.headers)):
+                # no body goes out for the server to measure: declare the one the app gave
+                self.headers.append(("Content-Length", str(length)))
+        self.begin(length)
 
     def body(self, iterable: Iterable[bytes]) -> Iterable[bytes]:
         for chunk in iterable:
@@ -276,10 +293,10 @@ class GzipMiddleware(Middleware):
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
+        coding = self._negotiate(environ.get("HTTP_ACCEPT_ENCODING", ""))
         if environ.get("REQUEST_METHOD") == "HEAD":
-            return self.app(environ, start_response)
-        response = _Response(self, environ, start_response,
-                             self._negotiate(environ.get("HTTP_ACCEPT_ENCODING", "")))
+            return self._head(environ, start_response, coding)
+        response = _Response(self, environ, start_response, coding)
         iterable = self.app(environ, response.start_response)
         if not isinstance(iterable, _IN_MEMORY) and response.small_declared_body():
             try:
@@ -295,3 +312,22 @@ class GzipMiddleware(Middleware):
             if response.encoder is None:
                 return iterable
         return ClosingIterator(response.body(iterable), [partial(close_iterable, iterable)])
+
+    def _head(self, environ: WSGIEnvironment, start_response: StartResponse,
+              coding: str | None) -> list[bytes]:
+        """HEAD: decide as for GET (RFC 9110: the same header fields), send no body."""
+        response = _Response(self, environ, start_response, coding, head=True)
+        iterable = self.app(environ, response.start_response)
+        try:
+            if isinstance(iterable, _IN_MEMORY):
+                # a body given in memory is the GET body; none at all means the app left it out
+                length: int | None = sum(map(len, iterable)) or None
+            else:  # streamed: the length is unknown, as for GET; read only until it starts
+                length = None
+                for _ in iterable:
+                    if response.status is not None:
+                        break
+        finally:
+            close_iterable(iterable)
+        response.finish_head(length)
+        return []

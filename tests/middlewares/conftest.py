@@ -118,6 +118,8 @@ def microweb_app() -> Callable[..., Iterable[bytes]]:
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.write(TEXT)
 
+        head = get
+
     class Boom(web.RequestHandler):
         def get(self) -> None:
             raise RuntimeError("boom")
@@ -133,6 +135,8 @@ def microweb_app() -> Callable[..., Iterable[bytes]]:
         def get(self, rest: str = "") -> None:
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.write("admin area" if self.request.path.startswith("/admin") else "hello")
+
+        head = get
 
     return web.Application([(r"/env", Env), (r"/text", Text), (r"/boom", Boom),
                             (r"/set-cookie", SetCookie), (r"/(.*)", Plain)])

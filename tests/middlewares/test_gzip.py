@@ -123,9 +123,7 @@ def test_skipped_responses(app: Any, environ: dict[str, str]) -> None:
     assert response.body == TEXT
 
 
-def test_skips_head_204_and_304() -> None:
-    head = get(fixed(), method="HEAD")
-    assert "Content-Encoding" not in head.headers
+def test_skips_204_and_304() -> None:
     no_content = get(fixed(b"", status="204 No Content", content_type=""))
     assert no_content.status == 204 and "Content-Encoding" not in no_content.headers
     not_modified = get(fixed(b"", status="304 Not Modified", content_type="",
@@ -133,11 +131,92 @@ def test_skips_head_204_and_304() -> None:
     assert not_modified.headers["ETag"] == '"x"' and "Content-Encoding" not in not_modified.headers
 
 
-def _call(app: Any, accept: str = "gzip",
-          written: list[bytes] | None = None) -> tuple[list[Any], Any]:
+def _head_and_get(app: Any, path: str = "/", accept: str = "gzip") -> tuple[Fetched, Fetched]:
+    """The same request as HEAD and as GET through the middleware."""
+    stack = compose(app, GzipMiddleware)
+    head, got = (fetch(stack, path, method=method, headers={"Accept-Encoding": accept})
+                 for method in ("HEAD", "GET"))
+    return head, got
+
+
+def _without_length(headers: Any) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in headers.items() if k != "Content-Length")
+
+
+def test_head_gets_the_headers_of_a_compressed_get(app_kind: str) -> None:
+    head, got = _head_and_get(make_app(app_kind), "/text")
+    assert got.headers["Content-Encoding"] == "gzip"
+    assert _without_length(head.headers) == _without_length(got.headers)
+    assert head.headers["Vary"] == "Accept-Encoding" and head.body == b""
+    # the compressed length is only known by compressing, which HEAD does not do
+    assert "Content-Length" not in head.headers
+
+
+def test_head_of_a_small_body_matches_get_with_its_length(app_kind: str) -> None:
+    head, got = _head_and_get(make_app(app_kind), "/")
+    assert "Content-Encoding" not in got.headers and got.body == b"hello"
+    assert sorted(head.headers.items()) == sorted(got.headers.items())
+    assert head.headers["Content-Length"] == "5" and head.body == b""
+
+
+def test_head_weakens_the_etag_and_keeps_a_refused_coding_identical() -> None:
+    app = fixed(extra=[("ETag", '"abc"'), ("Vary", "Cookie")])
+    head, got = _head_and_get(app, accept="br")
+    assert head.headers["Content-Encoding"] == got.headers["Content-Encoding"] == "br"
+    assert head.headers["ETag"] == got.headers["ETag"] == 'W/"abc"'
+    assert head.headers["Vary"] == got.headers["Vary"] == "Cookie, Accept-Encoding"
+    head, got = _head_and_get(app, accept="gzip;q=0")
+    assert sorted(head.headers.items()) == sorted(got.headers.items())
+    assert head.headers["Content-Length"] == str(len(TEXT)) and head.body == b""
+
+
+def test_head_of_an_undeclared_list_body_keeps_its_length() -> None:
+    """The middleware sends no body for HEAD, so it declares the length of the one it got."""
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [b"png" * 10]
+
+    head, got = _head_and_get(app)
+    assert head.headers["Content-Length"] == "30" and head.body == b""
+    assert "Vary" not in head.headers and "Content-Encoding" not in head.headers
+
+
+@pytest.mark.parametrize("body_on_head", [True, False])
+def test_head_of_a_stream_matches_get_without_reading_it(body_on_head: bool) -> None:
+    pulled: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream"), ("ETag", '"s"')])
+        if environ["REQUEST_METHOD"] == "HEAD" and not body_on_head:
+            return
+        for i in range(3):
+            pulled.append(i)
+            yield b"event %d\n" % i * 100
+
+    head, got = _head_and_get(app)
+    assert got.headers["Content-Encoding"] == "gzip" and "Content-Length" not in got.headers
+    assert sorted(head.headers.items()) == sorted(got.headers.items())
+    assert head.headers["ETag"] == 'W/"s"' and head.body == b""
+    assert pulled == ([0] if body_on_head else []) + [0, 1, 2]
+
+
+def test_head_drops_what_the_app_writes() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written " * 200)
+        return [b"tail"]
+
+    written: list[bytes] = []
+    started, iterable = _call(GzipMiddleware(app), written=written, method="HEAD")
+    assert list(iterable) == [] and written == []
+    assert dict(started[0][1])["Content-Encoding"] == "gzip"
+
+
+def _call(app: Any, accept: str = "gzip", written: list[bytes] | None = None,
+          method: str = "GET") -> tuple[list[Any], Any]:
     """Call ``app`` at the WSGI level; returns (start_response record, iterable)."""
     started: list[Any] = []
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_ACCEPT_ENCODING": accept,
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/", "HTTP_ACCEPT_ENCODING": accept,
                "SERVER_NAME": "localhost", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
     written = [] if written is None else written
 
