@@ -88,3 +88,12 @@ def test_answered_pings_keep_the_socket_open() -> None:
         p.client_send()  # pong
         p.transport.fire()  # answered: next ping planned
         assert not p.transport.closed
+
+
+def test_negotiation_leftovers_are_shared() -> None:
+    plain, compressed = Pair().start(), Pair(compress=True).start()
+    assert plain.proto.ws.extensions == () and compressed.proto.ws.extensions
+    assert plain.proto.ws.id is compressed.proto.ws.id
+    compressed.client.send_text(b"still deflated " * 10)
+    compressed.client_send()
+    assert compressed.handler.messages == ["still deflated " * 10]
