@@ -202,7 +202,8 @@ class XSRFMiddleware(Middleware):
     sits outside). Checks, cheapest first: ``Sec-Fetch-Site: cross-site`` refused; the
     ``Origin`` (else ``Referer``) must be this site's origin or in ``trusted_origins``; the
     token must match. Failures answer 403 and log the reason. ``exempt``: paths (exact, or a
-    prefix when ending in ``/``) or compiled regexes that skip the checks (webhooks).
+    prefix when ending in ``/``) or compiled regexes that skip the checks (webhooks), matched
+    against ``SCRIPT_NAME`` + ``PATH_INFO`` with ``//``, ``.`` and ``..`` resolved.
 
     Security caveat: the double-submit cookie trusts that sibling subdomains cannot set cookies
     for this host; keep the Origin check on (default) or use the session as the token store.
@@ -232,8 +233,9 @@ class XSRFMiddleware(Middleware):
         self.field_name = field_name
         self.check_origin = check_origin
         self.trusted_origins = frozenset(_trusted_origin(x) for x in trusted_origins)
-        self._exact = frozenset(p for p in exempt if isinstance(p, str) and not p.endswith("/"))
-        self._prefixes = tuple(p for p in exempt if isinstance(p, str) and p.endswith("/"))
+        paths = [_normalised_path(p) for p in exempt if isinstance(p, str)]
+        self._exact = frozenset(p for p in paths if not p.endswith("/"))
+        self._prefixes = tuple(p for p in paths if p.endswith("/"))
         self._patterns = tuple(p for p in exempt if not isinstance(p, str))
         self._exempts = bool(self._exact or self._prefixes or self._patterns)
         self.max_body_size = max_body_size
@@ -246,7 +248,9 @@ class XSRFMiddleware(Middleware):
                 f"check_origin={self.check_origin})")
 
     def is_exempt(self, path: str) -> bool:
-        """True when ``path`` skips the XSRF checks."""
+        """True when ``path`` skips the XSRF checks, compared once ``//``, ``/./`` and ``/../``
+        are resolved: a path only looking like an exempt one is still checked."""
+        path = _normalised_path(path)
         return (path in self._exact or path.startswith(self._prefixes)
                 or any(p.fullmatch(path) for p in self._patterns))
 
@@ -398,7 +402,7 @@ class XSRFMiddleware(Middleware):
         token = self._stored_token(environ, session)
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if method not in SAFE_METHODS and not (
-                self._exempts and self.is_exempt(environ.get("PATH_INFO", ""))):
+                self._exempts and self.is_exempt(_app_path(environ))):
             refusal = self._refusal(environ, token)
             if refusal is not None:
                 _close_spool(environ)
@@ -462,6 +466,28 @@ class XSRFMiddleware(Middleware):
         return plain_response(start_response, "403 Forbidden",
                               f"403 Forbidden: XSRF check failed: {reason}.\n",
                               headers=[("Cache-Control", "no-store")])
+
+
+def _app_path(environ: WSGIEnvironment) -> str:
+    """The request path as the app sees it: ``SCRIPT_NAME`` + ``PATH_INFO`` (already
+    percent-decoded by the server, so decoding again would be wrong)."""
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+
+
+def _normalised_path(path: str) -> str:
+    """``path`` with empty, ``.`` and ``..`` segments resolved (RFC 3986 section 5.2.4, and
+    ``//`` as ``/``); a trailing slash is kept, ``..`` never climbs above the root."""
+    if "//" not in path and "/." not in path and path.startswith("/"):
+        return path  # PERF: the usual clean path
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    trailing = path.endswith(("/", "/.", "/..")) and bool(segments)
+    return "/" + "/".join(segments) + ("/" if trailing else "")
 
 
 def _declared_length(environ: WSGIEnvironment) -> int | None:

@@ -299,6 +299,39 @@ def test_exempt_paths_skip_every_check() -> None:
         client.post(path, {"a": "1"}, status=403)
 
 
+def _post_to(client: webtest.TestApp, path: str, status: int, script_name: str = "") -> None:
+    """POST with no token to a PATH_INFO exactly as given (as a server decoded it)."""
+    client.post("/", {"a": "1"}, status=status,
+                extra_environ={"PATH_INFO": path, "SCRIPT_NAME": script_name})
+
+
+@pytest.mark.parametrize("path", [
+    "/api/../login", "/api/./../login", "/api/v1/../../admin", "/api/..", "/hook/..",
+    "/hook/../hook2", "/cb/1/../../admin", "/hook/.", "/hookx/../api",
+])
+def test_a_path_disguised_as_exempt_is_still_checked(path: str) -> None:
+    """The server decoded ``%2e%2e`` to ``..`` already; the app resolves it to a checked path."""
+    client = make(exempt=["/hook", "/api/", re.compile(r"/cb/\d+")])
+    _post_to(client, path, 403)
+
+
+@pytest.mark.parametrize("path", [
+    "//hook", "/./hook", "/x/../hook", "/api//v1", "//api/v1", "/api/v1/../v2", "/api/./v1",
+    "/cb//7", "/../hook",
+])
+def test_an_exempt_path_written_differently_is_still_exempt(path: str) -> None:
+    client = make(exempt=["/hook", "/api/", re.compile(r"/cb/\d+")])
+    _post_to(client, path, 200)
+
+
+def test_exempt_paths_include_the_mount_point_and_are_normalised_when_configured() -> None:
+    client = make(exempt=["/app/hook", "/app//api/./"])
+    _post_to(client, "/hook", 200, script_name="/app")
+    _post_to(client, "/api/v1", 200, script_name="/app")
+    _post_to(client, "/../other", 403, script_name="/app/hook")
+    _post_to(client, "/app/hook", 403, script_name="/mount")
+
+
 # -- the token kept in the session ---------------------------------------------------------------
 
 def _session_stack(store: MemoryStore) -> webtest.TestApp:
