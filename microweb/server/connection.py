@@ -28,6 +28,7 @@ __all__ = ["HTTPConnection"]
 log = logging.getLogger("microweb.server")
 
 RECV_SIZE = 65536
+_LINGER = 2.0  # seconds a closing connection discards an unwanted body (Apache's lingering close)
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
             414: "URI Too Long", 417: "Expectation Failed",
             431: "Request Header Fields Too Large", 501: "Not Implemented",
@@ -100,7 +101,10 @@ class HTTPConnection:
             if outcome is task.UPGRADED:
                 return False
             if not outcome or self.broken or not self._finish_body(req) or server.draining:
-                self.close()
+                if req.complete or self.broken:
+                    self.close()
+                else:
+                    self._close_lingering()
                 return False
             self.head_deadline = None
         if self.error is not None:
@@ -108,16 +112,26 @@ class HTTPConnection:
             return False
         return True
 
+    def drainable(self, req: Request) -> bool:
+        """False when what ``req``'s app has left unread is already known to be too large
+        (or too uncertain) to drain, so the connection must close after the response."""
+        if req.complete:
+            return True
+        if req.expect_continue:  # we never asked for the body: its arrival is uncertain
+            return False
+        limit: int = self.server.config.drain_limit
+        if req.content_length is not None:
+            return req.content_length - req.consumed <= limit
+        return req.received - req.consumed <= limit  # chunked: only a lower bound is known
+
     def _finish_body(self, req: Request) -> bool:
         """Discard what the app left unread so the next request can be parsed."""
         if req.complete:
             req.body.clear()
             return True
-        if req.expect_continue:  # we never asked for the body: its arrival is uncertain
+        if not self.drainable(req):
             return False
         limit = self.server.config.drain_limit
-        if req.content_length is not None and req.content_length - req.consumed > limit:
-            return False
         drained = 0
         try:
             while not req.complete:
@@ -204,6 +218,24 @@ class HTTPConnection:
                 self.sock.recv(RECV_SIZE)  # unread bytes would turn the close into a reset
             except (OSError, ValueError):
                 pass
+        self.close()
+
+    def _close_lingering(self) -> None:
+        """Close while the client may still be sending a body we will not read: send our FIN
+        first and discard what arrives for a moment, because closing with unread bytes makes
+        the kernel answer with a reset that can destroy the response before it is read."""
+        sock = self.sock
+        deadline = time.monotonic() + _LINGER
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    if not sock.recv(RECV_SIZE):
+                        break  # the client closed too
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    wait_readable(sock, left)
+        except (OSError, ValueError):  # a reset, a timeout (ClientDisconnected) or a closed fd
+            pass
         self.close()
 
     def _park(self) -> None:

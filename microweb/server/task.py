@@ -139,8 +139,11 @@ class Response:
             else:
                 self.keep_alive = False  # HTTP/1.0 without a length: the close delimits it
         self.length = length
-        if self.conn.broken or self.conn.server.draining:
-            self.keep_alive = False  # a failed body or a stopping server: the connection ends
+        conn = self.conn
+        if conn.broken or conn.server.draining or not (req.complete or conn.drainable(req)):
+            # a failed body, a stopping server, or an unread body too large (or too uncertain)
+            # to drain: the connection ends after this response, so the head must say so
+            self.keep_alive = False
         if code != 101:
             if not self.keep_alive:
                 lines.append("Connection: close\r\n")
@@ -148,7 +151,7 @@ class Response:
                 lines.append("Connection: keep-alive\r\n")
         if not has_date:
             lines += ("Date: ", http_date(), "\r\n")
-        server = self.conn.server.server_header
+        server = conn.server.server_header
         if server and not has_server:
             lines += ("Server: ", server, "\r\n")
         lines.append("\r\n")

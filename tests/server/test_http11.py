@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import re
 import subprocess
+import time
 
+import pytest
 import requests
 
 from tests.support import which
@@ -161,6 +163,58 @@ def test_unread_body_is_drained_and_connection_kept(serve):
         buf = bytearray()
         assert read_response(s, buf)[1] == b"Hello, world!"
         assert read_response(s, buf)[1] == b"Hello, world!"
+
+
+def _ignores_body(environ, start_response):
+    """/stream answers with a generator (chunked), anything else with a list."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/stream":
+        return (part for part in [b"Hello, ", b"world!"])
+    return [b"Hello, world!"]
+
+
+def _read_to_eof(s):
+    """Everything until the server's FIN; a reset instead of a clean close fails the test."""
+    chunks = []
+    while data := s.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("path", ["/list", "/stream"])
+def test_head_says_close_when_the_unread_body_is_too_large_to_drain(serve, path):
+    srv = serve(_ignores_body, drain_limit=1000)
+    with srv.connect() as s:
+        s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + b"x" * 100)
+        buf = bytearray()
+        head, body = read_response(s, buf)
+        assert b"Connection: close\r\n" in head and body == b"Hello, world!"
+        assert bytes(buf) + _read_to_eof(s) == b""
+
+
+def test_head_says_close_when_the_body_was_never_asked_for(serve):
+    srv = serve(_ignores_body)
+    with srv.connect() as s:
+        s.sendall(b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        head, body = read_response(s)
+        assert b"Connection: close\r\n" in head and body == b"Hello, world!"
+        assert _read_to_eof(s) == b""
+
+
+def test_body_found_too_large_after_the_head_still_closes_cleanly(serve):
+    """A chunked body's size is unknown when the head goes out: the server learns while
+    draining that it is too large, and then closes without resetting the connection (the
+    client, still sending, must not lose the response it has not read yet)."""
+    srv = serve(_ignores_body, drain_limit=1000)
+    with srv.connect() as s:
+        s.sendall(b"POST /list HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head, body = read_response(s)
+        assert b"Connection: close" not in head and body == b"Hello, world!"
+        s.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n" + b"10000\r\n" + b"y" * 0x10000)
+        time.sleep(0.3)  # the server drains, gives up, closes: all before we read again
+        assert _read_to_eof(s) == b""
 
 
 def test_requests_and_curl_clients(serve):
