@@ -117,7 +117,9 @@ def xsrf_tokens_equal(a: bytes | None, b: bytes | None) -> bool:
 
 log = logging.getLogger("middleware.xsrf")
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: methods never checked: those RequestHandler.check_xsrf_cookie skips too (as Tornado); TRACE
+#: is checked, so the middleware and the framework agree on every method
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _URLENCODED = "application/x-www-form-urlencoded"
 _FORM_TYPES = frozenset({_URLENCODED, "multipart/form-data"})
 #: field names that urlencoding leaves unchanged ("+" and "%" would be decoded)

@@ -144,6 +144,26 @@ def test_safe_methods_are_not_checked() -> None:
         assert getattr(app, method)("/prep", status=405).status_int == 405
 
 
+class EveryMethod(web.RequestHandler):
+    SUPPORTED_METHODS = (*web.RequestHandler.SUPPORTED_METHODS, "TRACE")
+
+    def _answer(self) -> None:
+        self.write("answered")
+
+    get = head = options = trace = post = put = patch = delete = _answer
+
+
+@pytest.mark.parametrize("method", [*EveryMethod.SUPPORTED_METHODS])
+def test_the_middleware_checks_exactly_the_methods_the_handler_checks(method: str) -> None:
+    """With no token, each method gets the same answer from the handler's own check and
+    from XSRFMiddleware in front of an unchecked application."""
+    handler_checks = webtest.TestApp(web.Application([(r"/", EveryMethod)], xsrf_cookies=True))
+    middleware_checks = webtest.TestApp(XSRFMiddleware(web.Application([(r"/", EveryMethod)])))
+    statuses = {client.request("/", method=method, expect_errors=True).status_int
+                for client in (handler_checks, middleware_checks)}
+    assert statuses == {200 if method in ("GET", "HEAD", "OPTIONS") else 403}
+
+
 def test_wrong_token_is_403() -> None:
     app = _app()
     app.get("/")

@@ -157,14 +157,19 @@ def test_headers_carry_the_token(header: str) -> None:
     assert response.json["raw"] == '{"json": true}'
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "TRACE"])
 def test_every_unsafe_method_is_checked(method: str) -> None:
     client = make()
     client.get("/")
-    send = getattr(client, method.lower())
-    send("/", status=403)
-    send("/", headers={"X-XSRFToken": token_of(client)}, status=200)
-    client.options("/", status=200)
+    here = {"HTTP_HOST": "example.com"}  # request() keeps webtest's own host otherwise
+    client.request("/", method=method, environ=here, status=403)
+    client.request("/", method=method, environ=here, headers={"X-XSRFToken": token_of(client)},
+                   status=200)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_only_get_head_and_options_are_safe(method: str) -> None:
+    make().request("/", method=method, headers={"Sec-Fetch-Site": "cross-site"}, status=200)
 
 
 def test_wrong_or_foreign_token_is_refused() -> None:
