@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -34,6 +35,12 @@ UPGRADED = "upgraded"  # run()'s answer when the connection was handed to a prot
 _HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailer", "trailers", "transfer-encoding", "upgrade"})
 _NO_BODY_STATUS = frozenset({204, 304})
+# RFC 9110 5.1/5.6.2: a field name is a token (no space, colon, control or non-ASCII byte)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class InvalidHeader(ValueError):
+    """A response header from the application that cannot be put on the wire as given."""
 
 
 class FileWrapper:
@@ -166,8 +173,10 @@ class Response:
         for name, value in self.headers:
             if type(name) is not str or type(value) is not str:
                 raise TypeError(f"WSGI header {name!r} must be (str, str)")
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-                raise ValueError(f"invalid character in response header {name!r}")
+            if _TOKEN.fullmatch(name) is None:
+                raise InvalidHeader(f"response header name {name!r} is not an RFC 9110 token")
+            if "\n" in value or "\r" in value:
+                raise InvalidHeader(f"invalid character in response header {name!r}")
             lname = name.lower()
             if lname == "content-length":
                 length = int(value)
@@ -183,7 +192,7 @@ class Response:
             elif lname == "server":
                 has_server = True
             elif lname in _HOP_BY_HOP and code != 101:
-                raise ValueError(f"hop-by-hop header {name!r} is not allowed from WSGI apps")
+                raise InvalidHeader(f"hop-by-hop header {name!r} is not allowed from WSGI apps")
             lines += (name, ": ", value, "\r\n")
         return length, has_date, has_server
 
@@ -303,6 +312,9 @@ def run(conn: HTTPConnection, req: Request) -> bool | str:
     except ProtocolError as exc:  # a bad body (413, bad chunk) seen while the app read it
         log.info("bad request body from %s: %s", conn.remote[0], exc.reason)
         _safe_fail(resp, exc.status, exc.reason, False)
+    except InvalidHeader as exc:  # the app's bug, found by the server: no server traceback
+        log.error("error handling %s %s: %s", req.method, req.target.decode("latin-1"), exc)
+        _safe_fail(resp, 500, "Internal Server Error", True)
     except Exception:
         log.exception("error handling %s %s", req.method, req.target.decode("latin-1"))
         _safe_fail(resp, 500, "Internal Server Error", True)

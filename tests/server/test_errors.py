@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from .conftest import hello, read_response, read_until_close, wait_until
 
 
@@ -112,6 +114,27 @@ def test_header_injection_is_refused(serve):
     srv = serve(app)
     data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 500") and b"pwned" not in data
+
+
+@pytest.mark.parametrize("name", ["X Bad", "X:Bad", "X-Caf\u00e9", "", "X\x01Ctl", "X\x7f",
+                                  "X\tTab", "X-Evil\r\nSet-Cookie"])
+@pytest.mark.parametrize("path", ["/list", "/stream"])
+def test_response_header_name_not_a_token_is_a_logged_500(serve, caplog, name, path):
+    """RFC 9110: a field name is a token; anything else would write a malformed head."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), (name, "v")])
+        return [b"body"] if environ["PATH_INFO"] == "/list" else iter([b"bo", b"dy"])
+
+    srv = serve(app)
+    with caplog.at_level(logging.ERROR, logger="microweb.server"), srv.connect() as s:
+        for _ in range(2):  # nothing was sent before the 500: the connection stays usable
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = read_response(s)
+            assert head.startswith(b"HTTP/1.1 500 ") and b"body" not in body
+            assert b"\r\n" + name.encode("latin-1") + b": v" not in head + b"\r\n"
+            assert b"Set-Cookie" not in head
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert messages and all(repr(name) in m for m in messages), messages
 
 
 def test_hop_by_hop_header_from_app_is_refused(serve):
