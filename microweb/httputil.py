@@ -30,6 +30,7 @@ __all__ = ["HTTPFile", "HTTPHeaders", "HTTPServerRequest", "RequestCookies", "Re
 T = TypeVar("T")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE_PATH = "/:@!$&'()*+,;=~-._"
+_URLENCODED_TOO_LARGE = "urlencoded form body (max_form_memory_size)"
 # http.cookies' legal key characters, minus its reserved attribute names (checked below).
 _LEGAL_KEY = re.compile(r"[\w!#$%&'*+\-.^`|~:]+", re.ASCII).fullmatch
 _RESERVED_NAMES = frozenset(Morsel._reserved)  # type: ignore[attr-defined]
@@ -333,17 +334,39 @@ class HTTPServerRequest:
     @lazy_property
     def body(self) -> bytes:
         """The raw request body, at most ``max_body_size`` bytes (else 413)."""
-        environ, limit = self.environ, self._limits.max_body_size
+        return self._read_body(self._limits.max_body_size, "body")
+
+    def _read_body(self, limit: int | None, what: str) -> bytes:
+        """The whole body, refused with a 413 naming ``what`` when it is over ``limit``."""
+        environ = self.environ
         length = _content_length(environ)
         if length is not None and "wsgi.input_terminated" not in environ:
             # PERF: a Content-Length body is read directly, never past its length (PEP 3333).
             if limit is not None and length > limit:
-                raise _too_large("body")
+                raise _too_large(what)
             return environ["wsgi.input"].read(length) if length else b""
         try:
-            return get_input_stream(environ, max_content_length=limit).read()
+            # A streamed body (no Content-Length) may stop exactly at the limit: allow one byte
+            # more, since werkzeug's bounded stream returns the first ``limit`` bytes silently.
+            data = get_input_stream(
+                environ, max_content_length=None if limit is None else limit + 1).read()
         except RequestEntityTooLarge:
-            raise _too_large("body") from None
+            raise _too_large(what) from None
+        if limit is not None and len(data) > limit:
+            raise _too_large(what)
+        return data
+
+    def _urlencoded_body(self) -> bytes:
+        """The body of a urlencoded form, held in memory whole and parsed at once: at most
+        ``max_form_memory_size`` bytes, the limit of one multipart field (else 413)."""
+        memory, limit = self._limits.max_form_memory_size, self._limits.max_body_size
+        if "body" in self.__dict__ or memory is None or (limit is not None and limit <= memory):
+            body = self.body
+        else:  # read no more than the form may hold; the body stays readable as ``body``
+            body = self.__dict__["body"] = self._read_body(memory, _URLENCODED_TOO_LARGE)
+        if memory is not None and len(body) > memory:
+            raise _too_large(_URLENCODED_TOO_LARGE)
+        return body
 
     @lazy_property
     def stream(self) -> IO[bytes]:
@@ -391,7 +414,8 @@ class HTTPServerRequest:
         ctype = self.environ.get("CONTENT_TYPE", "")
         kind = ctype.partition(";")[0].strip().lower()  # media types are case-insensitive
         if kind == "application/x-www-form-urlencoded":
-            self._body_arguments = parse_qs_bytes(self.body.decode("latin-1"), "request body")
+            self._body_arguments = parse_qs_bytes(self._urlencoded_body().decode("latin-1"),
+                                                  "request body")
         elif kind == "multipart/form-data":
             self._parse_multipart(ctype)
 

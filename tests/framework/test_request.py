@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 
@@ -263,6 +265,55 @@ def test_form_field_over_max_form_memory_size_is_413() -> None:
     assert body["files"]["f"][0]["size"] == 500_000
 
 
+@pytest.mark.parametrize(("size", "status"), [(999, 200), (1000, 200), (1001, 413)])
+def test_urlencoded_body_over_max_form_memory_size_is_413(
+        size: int, status: int, caplog: pytest.LogCaptureFixture) -> None:
+    """A urlencoded form is held in memory whole: one limit with a multipart field's."""
+    body = "a=" + "x" * (size - 2)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = client(max_form_memory_size=1000).post(
+            "/?names=a", body, content_type="application/x-www-form-urlencoded", status=status)
+    refusals = [r.getMessage() for r in caplog.records if r.name == "microweb.application"]
+    if status == 200:
+        assert response.json["body"]["a"] == ["x" * (size - 2)] and refusals == []
+    else:
+        assert len(refusals) == 1 and refusals[0].startswith("413 POST /?names=a")
+        assert refusals[0].endswith(": Request urlencoded form body (max_form_memory_size) "
+                                    "exceeds the configured limit")
+
+
+@pytest.mark.parametrize(("size", "status"), [(1000, "200"), (1001, "413")])
+def test_streamed_urlencoded_body_is_read_no_further_than_the_form_limit(
+        size: int, status: str) -> None:
+    """A chunked body has no Content-Length to refuse early: reading stops past the limit."""
+    from werkzeug.test import create_environ
+
+    body = b"a=" + b"x" * (size - 2) + b"&" + b"y" * 100_000  # the part after the limit
+    stream = io.BytesIO(body[:size] if status == "200" else body)
+    environ = create_environ("/?names=a", method="POST", input_stream=stream,
+                             content_type="application/x-www-form-urlencoded")
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    started: list[str] = []
+    app = validator(web.Application([("/", Args)], max_form_memory_size=1000))
+    result = app(environ, lambda s, h, e=None: started.append(s))  # type: ignore[misc]
+    try:
+        answer = b"".join(result)
+    finally:
+        result.close()  # type: ignore[attr-defined]
+    assert [line[:3] for line in started] == [status]
+    if status == "200":
+        assert json.loads(answer)["body"]["a"] == ["x" * (size - 2)]
+    else:
+        assert stream.tell() <= 64 * 1024  # the rest of the body was never read
+
+
+def test_form_limits_leave_a_smaller_max_body_size_in_charge() -> None:
+    c = client(max_body_size=500, max_form_memory_size=1000)
+    c.post("/?names=a", {"a": "x" * 700}, status=413)
+    assert c.post("/?names=a", {"a": "x" * 400}).json["arg"]["a"] == "x" * 400
+
+
 def test_too_many_multipart_parts_is_413() -> None:
     c = client(max_form_parts=3)
     c.post("/files", [(f"k{i}", "v") for i in range(10)],
@@ -339,6 +390,16 @@ def test_streamed_body_without_length_is_bounded() -> None:
     assert ok.json == {"size": 50}
     app.post("/", extra_environ={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
              params=b"x" * 500, status=413)
+
+
+@pytest.mark.parametrize(("size", "status"), [(100, "200"), (101, "413"), (500, "413")])
+def test_streamed_body_just_over_the_limit_is_refused_not_cut(size: int, status: str) -> None:
+    app = web.Application([("/", Body)], max_body_size=100)
+    answer, body = call_raw(app, CONTENT_LENGTH="", **{"wsgi.input_terminated": True,
+                                                       "wsgi.input": io.BytesIO(b"x" * size)})
+    assert answer[:3] == status
+    if status == "200":
+        assert json.loads(body) == {"size": size}
 
 
 def call_raw(app: web.Application, **environ: Any) -> tuple[str, bytes]:
