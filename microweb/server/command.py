@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import config as _config
+from .listeners import ListenError
 from .reload import run_with_reload
 
 __all__ = ["UsageError", "build_parser", "import_string", "main"]
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m microweb.serv
         parser.error("give the app as module:attribute (or --config FILE)")
     try:
         return _serve(ns, argv, parser, config_loader)
-    except UsageError as exc:
+    except (UsageError, ListenError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 

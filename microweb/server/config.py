@@ -53,7 +53,9 @@ SETTINGS: tuple[Setting, ...] = (
     # where to listen
     Setting("host", "127.0.0.1", str, "", "Address to bind (IPv4 or IPv6; `::` for all)."),
     Setting("port", 8000, int, "", "TCP port to bind (0 picks a free one)."),
-    Setting("unix_socket", None, _opt_str, "path", "Listen on this unix socket instead of TCP."),
+    Setting("unix_socket", None, _opt_str, "path",
+            "Listen on this unix socket instead of TCP (a stale socket file is replaced; one a "
+            "server still accepts on, or a file that is not a socket, is refused)."),
     Setting("fd", None, lambda v: None if v is None else int(v), "",
             "Serve on an inherited, already listening socket file descriptor."),
     Setting("backlog", 2048, int, "connections", "Listen backlog of the socket."),

@@ -10,7 +10,11 @@ import stat
 
 from .config import Config
 
-__all__ = ["bind", "describe", "tls_context"]
+__all__ = ["ListenError", "bind", "describe", "tls_context"]
+
+
+class ListenError(Exception):
+    """The listening socket the config names cannot be had: one line for the user."""
 
 
 def bind(config: Config) -> socket.socket:
@@ -43,9 +47,7 @@ def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
 
 
 def _bind_unix(path: str, backlog: int) -> socket.socket:
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)  # a stale socket from a previous run
+    _remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -54,6 +56,31 @@ def _bind_unix(path: str, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Unlink ``path`` only if it is a socket nobody accepts on (left by a previous run);
+    a live server's socket or any other file is refused and left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ListenError(f"{path}: exists and is not a socket; refusing to replace it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            pass  # stale: nothing listens behind it
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except OSError as exc:
+            raise ListenError(f"{path}: cannot tell whether the socket is in use: {exc}") from exc
+        else:
+            raise ListenError(f"{path}: another server is listening on this socket")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:

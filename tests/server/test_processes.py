@@ -137,6 +137,55 @@ def test_unix_socket(tmp_path):
         assert head.startswith(b"HTTP/1.1 200") and body == b"hello v1"
 
 
+def _refused(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI expecting it to give up at once (a timeout means it served instead)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=20)
+
+
+def test_unix_socket_of_a_live_server_is_refused(tmp_path):
+    path = str(tmp_path / "web.sock")
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(path)
+        live.listen(16)
+        done = _refused(_serve_argv(0, "--unix-socket", path))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and path in done.stderr
+        assert "another server is listening" in done.stderr
+        with socket.socket(socket.AF_UNIX) as client:  # the live server keeps its socket
+            client.settimeout(5)
+            client.connect(path)
+
+
+def test_stale_unix_socket_is_replaced(tmp_path):
+    path = str(tmp_path / "web.sock")
+    with socket.socket(socket.AF_UNIX) as old:
+        old.bind(path)  # closed without unlinking: what a killed server leaves behind
+    assert os.path.exists(path)
+    with spawn(_serve_argv(0, "--unix-socket", path)) as sp:
+        def answers() -> bool:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                try:
+                    s.connect(path)
+                except OSError:
+                    return False
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                return read_response(s)[1] == b"hello v1"
+
+        assert wait_until(answers, 15), sp.output()
+
+
+def test_unix_socket_path_that_is_not_a_socket_is_left_alone(tmp_path):
+    path = tmp_path / "web.sock"
+    path.write_text("not a socket\n")
+    done = _refused(_serve_argv(0, "--unix-socket", str(path)))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and str(path) in done.stderr
+    assert "not a socket" in done.stderr
+    assert path.read_text() == "not a socket\n"
+
+
 def test_inherited_fd():
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
