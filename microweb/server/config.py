@@ -75,6 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Open connections per worker; above it the worker stops accepting (backpressure)."),
     Setting("max_request_line", 8190, int, "bytes", "Longest request line (else 414)."),
     Setting("max_header_size", 65536, int, "bytes", "Largest request head in total (else 431)."),
+    Setting("max_header_field_size", 65536, int, "bytes",
+            "Largest single request header field, name and value (else 431)."),
     Setting("max_header_count", 100, int, "headers", "Most request header fields (else 431)."),
     Setting("max_body_size", 100 * 1024 * 1024, int, "bytes",
             "Largest request body (else 413)."),
@@ -130,8 +132,8 @@ class Config:
             raise ValueError("workers and threads must be at least 1")
         if self.keyfile and not self.certfile:
             raise ValueError("keyfile given without certfile")
-        for name in ("max_request_line", "max_header_size", "max_header_count",
-                     "max_body_size", "max_connections"):
+        for name in ("max_request_line", "max_header_size", "max_header_field_size",
+                     "max_header_count", "max_body_size", "max_connections"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 

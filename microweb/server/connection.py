@@ -50,7 +50,8 @@ class HTTPConnection:
         self.base = base
         config = server.config
         self.parser = RequestParser(config.max_request_line, config.max_header_size,
-                                    config.max_header_count, config.max_body_size)
+                                    config.max_header_count, config.max_body_size,
+                                    config.max_header_field_size)
         self.parked = True
         self.deadline = 0.0
         self.head_deadline: float | None = None

@@ -32,6 +32,13 @@ __all__ = ["Worker", "server_config"]
 _TICK = 1.0  # seconds between heartbeats and liveness checks
 
 
+# gunicorn's own bounds for its request limits (gunicorn/http/message.py)
+_MAX_REQUEST_LINE = 8190
+_UNLIMITED_REQUEST_LINE = 1024 * 1024  # what gunicorn enforces for limit_request_line = 0
+_MAX_HEADERS = 32768
+_DEFAULT_FIELD_SIZE = 8190
+
+
 def server_config(cfg: Any) -> Config:
     """Translate gunicorn's settings into the bundled server's ``Config``."""
     options: dict[str, Any] = {
@@ -40,11 +47,27 @@ def server_config(cfg: Any) -> Config:
         "keepalive_timeout": float(cfg.keepalive),
         "max_connections": max(1, int(cfg.worker_connections)),
     }
-    if cfg.limit_request_line:  # 0 means unlimited in gunicorn; keep our default then
-        options["max_request_line"] = int(cfg.limit_request_line)
-    if cfg.limit_request_fields:
-        options["max_header_count"] = int(cfg.limit_request_fields)
+    options.update(_request_limits(cfg))
     return Config(**options)
+
+
+def _request_limits(cfg: Any) -> dict[str, int]:
+    """gunicorn's ``limit_request_*`` settings as the server's limits, with gunicorn's reading
+    of 0 and out-of-range values, so a request gunicorn refuses is refused here too."""
+    line = int(cfg.limit_request_line)
+    if line == 0:  # "unlimited" in gunicorn, which still stops at 1 MiB
+        line = _UNLIMITED_REQUEST_LINE
+    elif line < 0 or line > _MAX_REQUEST_LINE:
+        line = _MAX_REQUEST_LINE
+    fields = int(cfg.limit_request_fields)
+    if fields <= 0 or fields > _MAX_HEADERS:
+        fields = _MAX_HEADERS
+    field_size = int(cfg.limit_request_field_size)
+    if field_size <= 0:
+        field_size = _DEFAULT_FIELD_SIZE
+    head_size = max(int(Config().max_header_size), field_size)  # one allowed field must fit
+    return {"max_request_line": line, "max_header_count": fields,
+            "max_header_field_size": field_size, "max_header_size": head_size}
 
 
 class Worker(_GunicornWorker):  # type: ignore[misc]

@@ -69,7 +69,7 @@ class RequestParser:
                  "_raw", "_limits", "error", "leftover", "_resumed")
 
     def __init__(self, max_request_line: int, max_header_size: int, max_header_count: int,
-                 max_body_size: int) -> None:
+                 max_body_size: int, max_header_field_size: int | None = None) -> None:
         self._parser = httptools.HttpRequestParser(self)
         self.requests: list[Request] = []  # PERF: an empty deque costs ~600 bytes per idle conn
         self._current: Request | None = None
@@ -77,7 +77,9 @@ class RequestParser:
         self._head_size = 0
         self._head_count = 0
         self._raw = 0
-        self._limits = (max_request_line, max_header_size, max_header_count, max_body_size)
+        self._limits = (max_request_line, max_header_size, max_header_count, max_body_size,
+                        max_header_size if max_header_field_size is None
+                        else max_header_field_size)
         self.error: ProtocolError | None = None
         self.leftover = b""  # bytes after a head that asked for an Upgrade (not HTTP)
         self._resumed: Request | None = None  # an Upgrade request whose body is parsed next
@@ -163,7 +165,10 @@ class RequestParser:
                 self._fail(431, "trailer section too large")
             return
         self._head_count += 1
-        self._head_size += len(name) + len(value) + 4
+        size = len(name) + len(value) + 4  # "name: value\r\n"
+        self._head_size += size
+        if size > self._limits[4]:
+            self._fail(431, "request header field too large")
         if self._head_count > self._limits[2]:
             self._fail(431, "too many header fields")
         if self._head_size > self._limits[1]:

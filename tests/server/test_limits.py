@@ -120,6 +120,17 @@ def test_huge_single_header_is_rejected_without_buffering_forever(serve):
     assert data.startswith(b"HTTP/1.1 431") or data == b""
 
 
+def test_one_header_field_over_its_limit_is_431(serve):
+    srv = serve(hello, max_header_field_size=200)
+    with srv.connect() as s:
+        buf = bytearray()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"v" * 150 + b"\r\n"
+                  b"X-Ok-Too: " + b"v" * 150 + b"\r\n\r\n")  # 330 bytes in all: fine
+        assert read_response(s, buf)[0].startswith(b"HTTP/1.1 200")
+    data = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 250 + b"\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 431") and b"header field too large" in data
+
+
 def test_trickling_client_gets_408_when_the_header_timeout_expires(serve):
     srv = serve(hello, header_timeout=0.5)
     with srv.connect(timeout=10) as s:
