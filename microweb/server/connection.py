@@ -239,6 +239,10 @@ class HTTPConnection:
             pass
         self.close()
 
+    def park_fresh(self) -> None:
+        """Hand a just-accepted connection to the pollers until it is readable."""
+        self._park()
+
     def _park(self) -> None:
         server = self.server
         if server.draining and not self.parser.in_head():

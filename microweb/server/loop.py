@@ -279,37 +279,52 @@ class Server:
     # -- accepting -----------------------------------------------------------------------
 
     def _accept(self, listener: _Listener) -> None:
-        max_conns = self.config.max_connections
-        deadline = time.monotonic() + self.config.header_timeout
+        """Accept what is pending; serve the first new connection right here (a client sends
+        its request with the connection, so it is usually readable already: PERF, no epoll
+        round trip for it) and hand the others to the pollers, so that one slow request
+        never holds up the connections accepted with it."""
+        fresh: list[HTTPConnection] = []
         try:
-            for _ in range(_ACCEPT_BATCH):
-                if len(self._conns) >= max_conns:
-                    with self._lock:
-                        # Check again under the lock: a forget() between the first check and
-                        # the flag change would otherwise leave accepting paused for good.
-                        if len(self._conns) >= max_conns:
-                            log.warning("max_connections (%d) reached: pausing accept",
-                                        max_conns)
-                            self._accepting = False  # forget() re-arms when a slot frees
-                            return
-                try:
-                    sock, addr = listener.sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                        log.error("accept failed (%s): pausing accept for 0.5 s", exc)
-                        with self._lock:
-                            self._accepting = False
-                        self.call_later(0.5, self._resume_locked)
-                    return
-                self._add(listener, sock, addr, deadline)
+            self._accept_batch(listener, fresh)
         finally:
             with self._lock:
                 if self._accepting:
                     self._arm_listener(listener)
+            for conn in fresh[1:]:
+                conn.park_fresh()
+        if fresh:
+            fresh[0].on_readable()  # reads and serves it, or parks it until readable
 
-    def _add(self, listener: _Listener, sock: socket.socket, addr: Any, deadline: float) -> None:
+    def _accept_batch(self, listener: _Listener, fresh: list[HTTPConnection]) -> None:
+        max_conns = self.config.max_connections
+        deadline = time.monotonic() + self.config.header_timeout
+        for _ in range(_ACCEPT_BATCH):
+            if len(self._conns) >= max_conns:
+                with self._lock:
+                    # Check again under the lock: a forget() between the first check and
+                    # the flag change would otherwise leave accepting paused for good.
+                    if len(self._conns) >= max_conns:
+                        log.warning("max_connections (%d) reached: pausing accept", max_conns)
+                        self._accepting = False  # forget() re-arms when a slot frees
+                        return
+            try:
+                sock, addr = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accept failed (%s): pausing accept for 0.5 s", exc)
+                    with self._lock:
+                        self._accepting = False
+                    self.call_later(0.5, self._resume_locked)
+                return
+            conn = self._add(listener, sock, addr, deadline)
+            if conn is not None:
+                fresh.append(conn)
+
+    def _add(self, listener: _Listener, sock: socket.socket, addr: Any,
+             deadline: float) -> HTTPConnection | None:
+        """Register a new connection, owned by the calling thread (not parked, not armed)."""
         sock.setblocking(False)
         if listener.tcp:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -323,12 +338,14 @@ class Server:
                     sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ValueError):
                 sock.close()
-                return
+                return None
         conn = HTTPConnection(self, sock, remote, listener.base, tls)
         conn.deadline = deadline
+        conn.parked = False
         with self._lock:
             self._conns[conn.fd] = conn
-            self.epoll.register(conn.fd, _ARMED)
+            self.epoll.register(conn.fd, ONESHOT)  # armed by park() once it waits
+        return conn
 
     def _arm_listener(self, listener: _Listener) -> None:
         with contextlib.suppress(OSError, ValueError):
