@@ -39,7 +39,8 @@ class HTTPConnection:
     """State of one client connection speaking HTTP/1.x."""
 
     __slots__ = ("server", "sock", "fd", "remote", "base", "parser", "parked", "deadline",
-                 "head_deadline", "closed", "tls", "handshaken", "error", "broken", "served")
+                 "head_deadline", "closed", "tls", "handshaken", "error", "broken", "served",
+                 "registered")
 
     def __init__(self, server: Server, sock: socket.socket, remote: tuple[str, str],
                  base: dict[str, Any], tls: bool) -> None:
@@ -61,6 +62,7 @@ class HTTPConnection:
         self.error: ProtocolError | None = None  # a parse error waiting for earlier answers
         self.broken = False  # the body stream failed: the connection cannot be reused
         self.served = 0  # requests answered on this connection
+        self.registered = False  # with the server's epoll: only once it has waited
 
     # -- entry point from the loop (pool thread) -----------------------------------------
 
@@ -238,10 +240,6 @@ class HTTPConnection:
         except (OSError, ValueError):  # a reset, a timeout (ClientDisconnected) or a closed fd
             pass
         self.close()
-
-    def park_fresh(self) -> None:
-        """Hand a just-accepted connection to the pollers until it is readable."""
-        self._park()
 
     def _park(self) -> None:
         server = self.server

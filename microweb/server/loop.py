@@ -60,12 +60,14 @@ _FRESH_GRACE = 1.0
 
 
 class _Listener:
-    __slots__ = ("sock", "base", "tcp")
+    __slots__ = ("sock", "base", "tcp", "busy", "events")
 
     def __init__(self, sock: socket.socket, base: dict[str, Any], tcp: bool) -> None:
         self.sock = sock
         self.base = base
         self.tcp = tcp
+        self.busy = False  # the last accept batch found more than one connection
+        self.events = 0
 
 
 class Server:
@@ -154,17 +156,23 @@ class Server:
             conn.deadline = deadline
             conn.parked = True
             try:
-                self.epoll.modify(conn.fd, _ARMED)
+                if conn.registered:
+                    self.epoll.modify(conn.fd, _ARMED)
+                else:  # PERF: registered only once it waits (many are served at once)
+                    self.epoll.register(conn.fd, _ARMED)
+                    conn.registered = True
             except (OSError, ValueError):  # the loop is gone (forced shutdown)
                 conn.parked = False
 
     def forget(self, fd: int) -> None:
         """Drop a connection that is being closed by its owner."""
         with self._lock:
-            if self._conns.pop(fd, None) is None:
+            conn = self._conns.pop(fd, None)
+            if conn is None:
                 return
-            with contextlib.suppress(OSError, ValueError):
-                self.epoll.unregister(fd)
+            if conn.__class__ is not HTTPConnection or conn.registered:
+                with contextlib.suppress(OSError, ValueError):
+                    self.epoll.unregister(fd)
             if not self._accepting and self._stop_requested is None:
                 self._resume_accepting()
 
@@ -174,6 +182,8 @@ class Server:
         with self._lock:
             conn.closed = True  # the HTTP side must never close this socket now
             self._conns[conn.fd] = upgraded
+            if not conn.registered:  # the upgraded side only ever modifies its registration
+                self.epoll.register(conn.fd, ONESHOT)
         upgraded.start(leftover)
 
     # -- running -------------------------------------------------------------------------
@@ -279,52 +289,59 @@ class Server:
     # -- accepting -----------------------------------------------------------------------
 
     def _accept(self, listener: _Listener) -> None:
-        """Accept what is pending; serve the first new connection right here (a client sends
-        its request with the connection, so it is usually readable already: PERF, no epoll
-        round trip for it) and hand the others to the pollers, so that one slow request
-        never holds up the connections accepted with it."""
-        fresh: list[HTTPConnection] = []
+        """Accept a connection and serve it right here: a client sends its request with the
+        connection, so it is usually readable already (PERF: no epoll round trip for it).
+        While connections arrive in bursts, accept the rest of the burst too and hand it to
+        the pollers, so one slow request never holds up the connections accepted with it."""
+        conn = None
+        more: list[HTTPConnection] = []
         try:
-            self._accept_batch(listener, fresh)
+            conn = self._accept_one(listener)
+            listener.events += 1
+            # Look for more only while the last look found some, or every 8th time: at low
+            # rates that look is a failing accept() per connection (PERF: ~5 % at c=1).
+            if conn is not None and (listener.busy or not listener.events % 8):
+                for _ in range(_ACCEPT_BATCH - 1):
+                    other = self._accept_one(listener)
+                    if other is None:
+                        break
+                    more.append(other)
+                listener.busy = bool(more)
         finally:
             with self._lock:
                 if self._accepting:
                     self._arm_listener(listener)
-            for conn in fresh[1:]:
-                conn.park_fresh()
-        if fresh:
-            fresh[0].on_readable()  # reads and serves it, or parks it until readable
+            for other in more:
+                other._park()
+        if conn is not None:
+            conn.on_readable()  # reads and serves it, or parks it until readable
 
-    def _accept_batch(self, listener: _Listener, fresh: list[HTTPConnection]) -> None:
+    def _accept_one(self, listener: _Listener) -> HTTPConnection | None:
         max_conns = self.config.max_connections
-        deadline = time.monotonic() + self.config.header_timeout
-        for _ in range(_ACCEPT_BATCH):
-            if len(self._conns) >= max_conns:
+        if len(self._conns) >= max_conns:
+            with self._lock:
+                # Check again under the lock: a forget() between the first check and the
+                # flag change would otherwise leave accepting paused for good.
+                if len(self._conns) >= max_conns:
+                    log.warning("max_connections (%d) reached: pausing accept", max_conns)
+                    self._accepting = False  # forget() re-arms when a slot frees
+                    return None
+        try:
+            sock, addr = listener.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.error("accept failed (%s): pausing accept for 0.5 s", exc)
                 with self._lock:
-                    # Check again under the lock: a forget() between the first check and
-                    # the flag change would otherwise leave accepting paused for good.
-                    if len(self._conns) >= max_conns:
-                        log.warning("max_connections (%d) reached: pausing accept", max_conns)
-                        self._accepting = False  # forget() re-arms when a slot frees
-                        return
-            try:
-                sock, addr = listener.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed (%s): pausing accept for 0.5 s", exc)
-                    with self._lock:
-                        self._accepting = False
-                    self.call_later(0.5, self._resume_locked)
-                return
-            conn = self._add(listener, sock, addr, deadline)
-            if conn is not None:
-                fresh.append(conn)
+                    self._accepting = False
+                self.call_later(0.5, self._resume_locked)
+            return None
+        return self._add(listener, sock, addr, time.monotonic() + self.config.header_timeout)
 
     def _add(self, listener: _Listener, sock: socket.socket, addr: Any,
              deadline: float) -> HTTPConnection | None:
-        """Register a new connection, owned by the calling thread (not parked, not armed)."""
+        """Take in a new connection, owned by the calling thread (not parked, not polled)."""
         sock.setblocking(False)
         if listener.tcp:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -343,8 +360,7 @@ class Server:
         conn.deadline = deadline
         conn.parked = False
         with self._lock:
-            self._conns[conn.fd] = conn
-            self.epoll.register(conn.fd, ONESHOT)  # armed by park() once it waits
+            self._conns[conn.fd] = conn  # registered with epoll by park() once it waits
         return conn
 
     def _arm_listener(self, listener: _Listener) -> None:
