@@ -40,7 +40,7 @@ class HTTPConnection:
 
     __slots__ = ("server", "sock", "fd", "remote", "base", "parser", "parked", "deadline",
                  "head_deadline", "closed", "tls", "handshaken", "error", "broken", "served",
-                 "registered")
+                 "registered", "lingering")
 
     def __init__(self, server: Server, sock: socket.socket, remote: tuple[str, str],
                  base: dict[str, Any], tls: bool) -> None:
@@ -63,11 +63,14 @@ class HTTPConnection:
         self.broken = False  # the body stream failed: the connection cannot be reused
         self.served = 0  # requests answered on this connection
         self.registered = False  # with the server's epoll: only once it has waited
+        self.lingering = False  # closing: our FIN is sent, what arrives is discarded
 
     # -- entry point from the loop (pool thread) -----------------------------------------
 
     def on_readable(self) -> None:
         """Handle a readable event: receive, parse, serve what is complete, park again."""
+        if self.lingering:
+            return self._discard()
         sock = self.sock
         while True:
             try:
@@ -209,8 +212,8 @@ class HTTPConnection:
 
     def timed_out(self) -> None:
         """Called by the loop when a parked connection passed its deadline: a client in the
-        middle of a request head gets a 408; an idle one (nothing received) is just closed."""
-        if self.parser.in_head():
+        middle of a request head gets a 408; an idle or lingering one is just closed."""
+        if self.parser.in_head() and not self.lingering:
             log.info("closing slow client %s: request head not complete in time", self.remote[0])
             body = b"408 Request Timeout: request head not complete in time\n"
             head = ("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -225,21 +228,28 @@ class HTTPConnection:
 
     def _close_lingering(self) -> None:
         """Close while the client may still be sending a body we will not read: send our FIN
-        first and discard what arrives for a moment, because closing with unread bytes makes
-        the kernel answer with a reset that can destroy the response before it is read."""
-        sock = self.sock
-        deadline = time.monotonic() + _LINGER
+        first and discard what arrives for up to ``_LINGER`` seconds, because closing with
+        unread bytes makes the kernel answer with a reset that can destroy the response
+        before it is read. The connection waits parked meanwhile: no thread is held."""
         try:
-            sock.shutdown(socket.SHUT_WR)
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    if not sock.recv(RECV_SIZE):
-                        break  # the client closed too
-                except (BlockingIOError, ssl.SSLWantReadError):
-                    wait_readable(sock, left)
-        except (OSError, ValueError):  # a reset, a timeout (ClientDisconnected) or a closed fd
-            pass
-        self.close()
+            self.sock.shutdown(socket.SHUT_WR)
+        except (OSError, ValueError):
+            return self.close()
+        self.lingering = True
+        self.deadline = time.monotonic() + _LINGER
+        self._discard()
+
+    def _discard(self) -> None:
+        """Read and drop what a lingering connection received; closed at EOF or its deadline."""
+        sock = self.sock
+        while True:
+            try:
+                if not sock.recv(RECV_SIZE):
+                    return self.close()  # the client closed too
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return self.server.park(self, self.deadline)
+            except (OSError, ValueError):  # a reset or a closed fd
+                return self.close()
 
     def _park(self) -> None:
         server = self.server

@@ -217,6 +217,27 @@ def test_body_found_too_large_after_the_head_still_closes_cleanly(serve):
         assert _read_to_eof(s) == b""
 
 
+def test_a_lingering_close_holds_no_thread(serve):
+    """While a closing connection discards the body its client keeps sending, the only pool
+    thread serves others; the lingering connection is dropped at its deadline though the
+    client never closes."""
+    srv = serve(_ignores_body, drain_limit=1000, threads=1)
+    with srv.connect() as s:
+        s.sendall(b"POST /list HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        read_response(s)
+        s.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")  # too large: the server lingers
+        time.sleep(0.2)
+        s.sendall(b"y" * 1000)  # still sending, never closing
+        with srv.connect(timeout=1.0) as other:  # well inside the 2 s linger
+            other.sendall(b"GET /list HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(other)[1] == b"Hello, world!"
+        assert _read_to_eof(s) == b""  # the server's FIN came first
+        deadline = time.monotonic() + 5  # then it lets go at the linger deadline (2 s)
+        while srv.server.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.server.connections == 0
+
+
 def test_requests_and_curl_clients(serve):
     srv = serve(echo_environ)
     with requests.Session() as session:
