@@ -46,7 +46,7 @@ from .poller import IN, ONESHOT, make_poller
 from .pool import ThreadPool
 from .task import FileWrapper
 from .timers import TimerHandle
-from .upgrade import UpgradedConnection
+from .upgrade import TimerWheel, UpgradedConnection
 
 __all__ = ["Server", "TimerHandle"]
 
@@ -97,6 +97,7 @@ class Server:
         self._seq = itertools.count()
         self._kick = threading.Event()  # wakes the coordinator (timers, stop)
         self._leaders = Leaders()  # which pool threads poll (leaders.py)
+        self.protocol_timers = TimerWheel()  # upgraded connections' timers, in shared ticks
         self._accepting = False
         self._exiting = False
         self._stop_at: float | None = None

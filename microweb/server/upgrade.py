@@ -17,7 +17,6 @@ import socket
 import ssl
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ from .poller import ERR, HUP, IN, ONESHOT, OUT
 if TYPE_CHECKING:
     from .loop import Server
 
-__all__ = ["ProtocolTimer", "Transport", "UpgradedConnection"]
+__all__ = ["ProtocolTimer", "TimerWheel", "Transport", "UpgradedConnection"]
 
 log = logging.getLogger("microweb.server")
 
@@ -94,7 +93,7 @@ class ProtocolTimer:
                 conn._enqueue(conn._run_timer, self, self.callback)
 
 
-class _Wheel:
+class TimerWheel:
     """The protocol timers of one server in buckets of ``_TICK`` seconds: the loop holds one
     timer per non-empty bucket instead of a heap entry per socket (PERF: ~120 bytes less per
     idle WebSocket, whose keepalive always has a timer pending)."""
@@ -125,18 +124,6 @@ class _Wheel:
 
 
 _TICK = 0.05
-_wheels: weakref.WeakKeyDictionary[Server, _Wheel] = weakref.WeakKeyDictionary()
-_wheels_lock = threading.Lock()
-
-
-def _wheel(server: Server) -> _Wheel:
-    wheel = _wheels.get(server)
-    if wheel is None:
-        with _wheels_lock:
-            wheel = _wheels.get(server)
-            if wheel is None:
-                wheel = _wheels[server] = _Wheel()
-    return wheel
 
 
 class UpgradedConnection(Transport):
@@ -285,7 +272,7 @@ class UpgradedConnection(Transport):
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> ProtocolTimer:
         handle = ProtocolTimer(self, callback)
-        _wheel(self.server).add(self.server, handle, delay)
+        self.server.protocol_timers.add(self.server, handle, delay)
         return handle
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:

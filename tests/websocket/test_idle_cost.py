@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from microweb.server.upgrade import ProtocolTimer, Transport, UpgradedConnection, _Wheel
+from microweb.server.upgrade import ProtocolTimer, TimerWheel, Transport, UpgradedConnection
 
 from .memory import Pair
 
@@ -38,7 +38,7 @@ class _Conn:
 def test_timers_due_in_one_tick_share_one_loop_timer() -> None:
     loop: Any = _Loop()
     conn: Any = _Conn()
-    wheel = _Wheel()
+    wheel = TimerWheel()
     first = ProtocolTimer(conn, "first")
     second = ProtocolTimer(conn, "second")
     cancelled = ProtocolTimer(conn, "cancelled")
