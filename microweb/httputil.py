@@ -240,8 +240,17 @@ class RequestCookies(Mapping[str, Morsel]):  # type: ignore[type-arg]
         return f"RequestCookies({sorted(self)!r})"
 
 
+_NO_BODY_ARGUMENTS: dict[str, list[bytes]] = {}  # never written: see HTTPServerRequest
+_NO_FILES: dict[str, list[HTTPFile]] = {}
+
+
 class HTTPServerRequest:
     """A single HTTP request as Tornado presents it, read lazily from the WSGI ``environ``."""
+
+    # PERF: shared empty defaults until _parse_form gives the request its own (most requests
+    # never read a form; an open WebSocket keeps its request for its whole life)
+    _body_arguments: dict[str, list[bytes]] = _NO_BODY_ARGUMENTS
+    _files: dict[str, list[HTTPFile]] = _NO_FILES
 
     def __init__(self, environ: dict[str, Any], limits: RequestLimits = DEFAULT_LIMITS) -> None:
         self.environ = environ
@@ -249,8 +258,6 @@ class HTTPServerRequest:
         self._limits = limits
         self._start_time = time.time()
         self._form_parsed = False
-        self._body_arguments: dict[str, list[bytes]] = {}
-        self._files: dict[str, list[HTTPFile]] = {}
 
     # -- the request line and connection ------------------------------------------------------
     @lazy_property
@@ -411,6 +418,7 @@ class HTTPServerRequest:
 
     def _parse_form(self) -> None:
         self._form_parsed = True
+        self._body_arguments, self._files = {}, {}
         ctype = self.environ.get("CONTENT_TYPE", "")
         kind = ctype.partition(";")[0].strip().lower()  # media types are case-insensitive
         if kind == "application/x-www-form-urlencoded":

@@ -124,6 +124,7 @@ def _compact_request(request: HTTPServerRequest) -> None:
     request.environ = compact_environ(request.environ)
 
 
+_NO_OUTPUT: list[bytes] = []  # the output buffer of every connected handler: never written
 _default_hub = LocalHub()
 _hubs_by_url: dict[str, Hub] = {}
 _hubs_lock = threading.Lock()
@@ -373,6 +374,7 @@ class WebSocketHandler(RequestHandler):
         self._headers = {}
         self._start_response = self._wsgi_write = None
         self._body = ()
+        self._write_buffer = _NO_OUTPUT  # finished: write() refuses before touching it
         _compact_request(self.request)
 
     def _ws_message(self, message: str | bytes) -> None:

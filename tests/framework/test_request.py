@@ -472,3 +472,22 @@ def test_host_fallbacks_and_ipv6() -> None:
                             SERVER_NAME="srv.local", SERVER_PORT="443",
                             **{"wsgi.url_scheme": "https"})
     assert json.loads(body)["full_url"] == "https://srv.local/"
+
+
+def test_each_request_gets_its_own_form_containers() -> None:
+    # Requests share empty defaults until they read their form: what one handler does to its
+    # arguments must never show up in another request.
+    from microweb.httputil import HTTPServerRequest
+
+    def environ(body: bytes, ctype: str) -> dict[str, Any]:
+        return {"REQUEST_METHOD": "POST", "CONTENT_TYPE": ctype, "wsgi.input": io.BytesIO(body),
+                "CONTENT_LENGTH": str(len(body)), "PATH_INFO": "/", "QUERY_STRING": ""}
+
+    first = HTTPServerRequest(environ(b"", "text/plain"))
+    first.body_arguments["leak"] = [b"x"]
+    first.files["leak"] = []
+    second = HTTPServerRequest(environ(b"", "text/plain"))
+    assert second.body_arguments == {} and second.files == {}
+    form = HTTPServerRequest(environ(b"a=1", "application/x-www-form-urlencoded"))
+    assert form.body_arguments == {"a": [b"1"]}
+    assert HTTPServerRequest(environ(b"", "text/plain")).body_arguments == {}

@@ -218,3 +218,18 @@ def test_request_stays_whole_in_on_message_after_the_environ_is_compacted() -> N
     assert expected["names"] == ["a", "b"] and expected["user"] == "bob"
     assert expected["cookie"] == "mint" and expected["header"] == "yes"
     assert expected["route"] == ["lobby"] and expected["remote_ip"] == "192.0.2.7"
+
+
+def test_a_connected_handler_refuses_http_output() -> None:
+    # After the 101 the HTTP response is history: write() refuses (as in Tornado), and the
+    # output buffer every connected handler shares stays empty.
+    from microweb import websocket
+
+    response, (proto,) = _upgrading_get("/room/lobby")
+    assert response.status_code == 101
+    proto.connection_made(MemoryTransport())
+    with pytest.raises(RuntimeError, match="after finish"):
+        proto.handler.write("late")
+    with pytest.raises(RuntimeError, match="after finish"):
+        proto.handler.write({"late": True})
+    assert websocket._NO_OUTPUT == []
