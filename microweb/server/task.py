@@ -37,6 +37,8 @@ _HOP_BY_HOP = frozenset({"keep-alive", "proxy-authenticate", "proxy-authorizatio
 _NO_BODY_STATUS = frozenset({204, 304})
 # RFC 9110 5.1/5.6.2: a field name is a token (no space, colon, control or non-ASCII byte)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 field values: visible characters, obs-text, space and tab; no other controls
+_BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class InvalidHeader(ValueError):
@@ -175,8 +177,8 @@ class Response:
                 raise TypeError(f"WSGI header {name!r} must be (str, str)")
             if _TOKEN.fullmatch(name) is None:
                 raise InvalidHeader(f"response header name {name!r} is not an RFC 9110 token")
-            if "\n" in value or "\r" in value:
-                raise InvalidHeader(f"invalid character in response header {name!r}")
+            if _BAD_VALUE_CHAR.search(value) is not None:
+                raise InvalidHeader(f"control character in response header {name!r}")
             lname = name.lower()
             if lname == "content-length":
                 length = int(value)

@@ -137,6 +137,31 @@ def test_response_header_name_not_a_token_is_a_logged_500(serve, caplog, name, p
     assert messages and all(repr(name) in m for m in messages), messages
 
 
+@pytest.mark.parametrize("value", ["a\x00b", "a\x01", "\x1f", "x\x7f", "a\rb", "a\nb"])
+def test_response_header_value_with_a_control_character_is_a_logged_500(serve, caplog, value):
+    """RFC 9110: a field value holds visible characters, spaces and tabs, nothing else."""
+    def app(environ, start_response):
+        start_response("200 OK", [("X-Value", value)])
+        return [b"body"]
+
+    srv = serve(app)
+    with caplog.at_level(logging.ERROR, logger="microweb.server"), srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_response(s)
+    assert head.startswith(b"HTTP/1.1 500 ") and b"X-Value" not in head
+    assert any("'X-Value'" in r.getMessage() for r in caplog.records)
+
+
+def test_response_header_value_may_hold_tabs_and_obs_text(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [("X-Value", "a\tb \xe9")])
+        return [b"body"]
+
+    srv = serve(app)
+    head = srv.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"X-Value: a\tb \xe9\r\n" in head
+
+
 def test_hop_by_hop_header_from_app_is_refused(serve):
     def app(environ, start_response):
         start_response("200 OK", [("Transfer-Encoding", "chunked")])
