@@ -251,6 +251,10 @@ class HTTPConnection:
             except (OSError, ValueError):  # a reset or a closed fd
                 return self.close()
 
+    def wait_for_request(self) -> None:
+        """Give a connection no thread is serving to the pollers (a new one, say)."""
+        self._park()
+
     def _park(self) -> None:
         server = self.server
         if server.draining and not self.parser.in_head():

@@ -313,7 +313,7 @@ class Server:
                 if self._accepting:
                     self._arm_listener(listener)
             for other in more:
-                other._park()
+                other.wait_for_request()
         if conn is not None:
             conn.on_readable()  # reads and serves it, or parks it until readable
 
