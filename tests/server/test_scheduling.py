@@ -71,6 +71,24 @@ def test_a_cpu_bound_request_does_not_hold_up_the_others(serve):
         assert read_response(spin)[1] == b"released"
 
 
+def test_a_burst_of_connections_is_served_while_the_app_blocks(serve):
+    # 64 clients connect at once to an app that sleeps: the connections accepted together
+    # are handed to the pollers, so none waits behind the first one's thread for good.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        time.sleep(0.05)
+        return _hello(environ, start_response)
+
+    running = serve(app, threads=8)
+    socks = [running.connect(15) for _ in range(64)]
+    try:
+        for s in socks:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [read_response(s)[1] for s in socks] == [b"hello"] * 64
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_fast_requests_stay_on_one_thread(port):
     # Sixteen busy keep-alive clients of a fast app on a real server process with eight
     # threads: the requests are not spread over the threads (which would make them queue for
