@@ -6,7 +6,7 @@ threads fighting for the GIL, and CPython's GIL lets a waiting thread starve whi
 hand it around (at 16 connections with 4 threads, one request in ten waited 3 ms or more and
 one in a hundred 13 ms). So only the *leaders* poll. One leader is enough while requests are
 short; the other threads are *followers*, and one of them (the watcher) looks at the leaders
-every millisecond while they are busy:
+every millisecond while they are busy (every few while they only handle quick events):
 
 - when every leader has been on one event for ``BUSY`` seconds and sleeps in it while no
   other thread of the process runs (so it waits on a database, a file, the network, not on
@@ -30,6 +30,7 @@ import time
 __all__ = ["Leader", "Leaders"]
 
 CHECK = 0.001  # the watcher's look while the leaders are busy
+QUICK_NAP = 0.004  # its longest nap while the leaders handle quick events
 DOZE = 0.05  # its longest nap while some leader is idle in poll
 BUSY = 0.0005  # an event this long may be waiting on something: look closer
 STALL = 0.01  # an event this long needs company whatever it is doing
@@ -103,12 +104,18 @@ class Leaders:
                             break
                         self.current = (*self.current, me)
                     return True
-                interval = CHECK if verdict else min(interval * 2, DOZE)
+                # look again soon while a leader may be blocked; back off while they are
+                # quick (a slow request is then noticed a few ms later) or free
+                if verdict == "busy":
+                    interval = CHECK
+                else:
+                    interval = min(interval * 2, QUICK_NAP if verdict == "quick" else DOZE)
                 closed.wait(interval)
         return False
 
-    def _verdict(self, watcher: Leader) -> bool | None:
-        """None: join now; True: the leaders are busy, look again soon; False: one is free."""
+    def _verdict(self, watcher: Leader) -> str | None:
+        """None: join now; "busy": every leader has been on its event for a while, look again
+        soon; "quick": some leader is on a quick event; "free": some leader is polling."""
         leaders = self.current
         if not leaders:
             return None
@@ -116,22 +123,22 @@ class Leaders:
         cpu_share = self._cpu_share(now)
         sinces = [leader.since for leader in leaders]  # read once: the leaders move on
         if min(sinces) <= 0:
-            return False
-        if now - max(sinces) < BUSY:  # some leader is on a quick event
-            return True
+            return "free"
+        if now - max(sinces) < BUSY:
+            return "quick"
         if not _HAVE_PROC:
             waiting = cpu_share < IDLE_CPU
-            return None if waiting or now - max(sinces) >= STALL else True
+            return None if waiting or now - max(sinces) >= STALL else "busy"
         sleeping = False
         for leader, since in zip(leaders, sinces, strict=True):
             if _running(leader.tid):
                 if now - since < STALL:  # computing, and not for long yet
-                    return True
+                    return "busy"
             else:
                 sleeping = True
         # A leader sleeps: on I/O, or on the GIL if some other thread runs meanwhile.
         if sleeping and _others_running({watcher.tid, *(leader.tid for leader in leaders)}):
-            return True
+            return "busy"
         return None
 
     def _cpu_share(self, now: float) -> float:

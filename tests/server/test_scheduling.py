@@ -141,7 +141,7 @@ class _Scene:
         self.group.current = (*self.group.current, leader)
         return leader
 
-    def looks(self) -> bool | None:
+    def looks(self) -> str | None:
         return self.group._verdict(self.watcher)
 
 
@@ -157,12 +157,12 @@ def test_the_first_thread_leads(scene):
 def test_nobody_joins_while_a_leader_is_free(scene):
     scene.leader("polling")
     scene.leader("busy", 1.0)  # one stuck, one free: still enough
-    assert scene.looks() is False
+    assert scene.looks() == "free"
 
 
 def test_nobody_joins_a_leader_on_a_quick_event(scene):
     scene.leader("busy", sched.BUSY / 2)
-    assert scene.looks() is True  # look again soon
+    assert scene.looks() == "quick"  # look again in a while
 
 
 def test_a_follower_joins_a_leader_that_sleeps_in_the_app(scene):
@@ -173,14 +173,14 @@ def test_a_follower_joins_a_leader_that_sleeps_in_the_app(scene):
 def test_nobody_joins_a_leader_that_runs(scene):
     # running, or runnable and waiting for a CPU another program holds: no help in threads
     scene.leader("busy", sched.BUSY * 1.1, running=True)
-    assert scene.looks() is True
+    assert scene.looks() == "busy"
 
 
 def test_nobody_joins_a_leader_that_waits_for_the_gil(scene):
     # the leader sleeps while another thread of the process runs: it holds the GIL
     scene.leader("busy", sched.BUSY * 1.1)
     scene.running[50] = True
-    assert scene.looks() is True
+    assert scene.looks() == "busy"
 
 
 def test_a_follower_joins_a_leader_computing_for_long(scene):
@@ -193,7 +193,7 @@ def test_a_follower_joins_when_every_leader_is_stuck_or_waits(scene):
     scene.leader("busy", sched.BUSY * 1.1)
     assert scene.looks() is None
     scene.leader("busy", sched.BUSY * 1.1, running=True)  # but this one is computing
-    assert scene.looks() is True
+    assert scene.looks() == "busy"
 
 
 def test_without_proc_the_process_cpu_time_decides(scene, monkeypatch):
@@ -202,7 +202,7 @@ def test_without_proc_the_process_cpu_time_decides(scene, monkeypatch):
     scene.group._cpu_share(scene.now)
     scene.now += sched.CHECK
     scene.cpu += 0.9 * sched.CHECK  # the process used 90 % of a CPU: no company
-    assert scene.looks() is True
+    assert scene.looks() == "busy"
     scene.now += sched.CHECK
     scene.cpu += 0.1 * sched.CHECK  # 10 %: the leader waits on something
     assert scene.looks() is None
