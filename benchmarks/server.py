@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks._probe import fresh_request_ms, proc_status
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 BIN = Path(sys.executable).parent
@@ -230,16 +232,7 @@ def _ppid(pid: int) -> int:
 
 
 def _fresh_latency_ms(port: int, samples: int = 20) -> float:
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        with socket.create_connection(("127.0.0.1", port), 5) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while not data.endswith(BODY):
-                data += s.recv(4096)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(fresh_request_ms(port, samples, BODY))
 
 
 def idle(names: list[str], counts: tuple[int, ...]) -> dict[tuple[str, int], tuple[float, float]]:
@@ -337,7 +330,7 @@ def streaming() -> None:
                 curl[1:1] = ["-H", "Accept-Encoding: gzip"]
             size = subprocess.run(curl, capture_output=True, text=True, timeout=600).stdout
             seconds = time.perf_counter() - start
-            peak = _status_kb(proc.pid, "VmHWM:")
+            peak = proc_status(proc.pid, "VmHWM:")
             print(f"  {app:12} 1 GiB body, {int(size) / 2**20:.0f} MiB on the wire in "
                   f"{seconds:.1f} s, peak RSS {peak / 1024:.1f} MiB", flush=True)
         finally:
@@ -351,13 +344,6 @@ def _wait_port(port: int) -> None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
         time.sleep(0.1)
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks._probe import fresh_request_ms, proc_status
 from microweb import Application, RequestHandler
 from microweb.websocket import WebSocketHandler
 
@@ -72,13 +73,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    return 0
 
 
 @contextlib.contextmanager
@@ -138,18 +132,7 @@ def _open(port: int, count: int, path: str, batch: int = 500) -> list[socket.soc
 
 
 def _fresh_latency_ms(port: int, samples: int) -> tuple[float, float]:
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        with socket.create_connection(("127.0.0.1", port), 10) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while not data.endswith(BODY):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        times.append((time.perf_counter() - start) * 1000)
+    times = fresh_request_ms(port, samples, BODY)
     return statistics.median(times), _pct(times, 99)
 
 
@@ -173,12 +156,12 @@ def idle(port: int, pid: int, count: int) -> dict[str, float]:
         s.close()
     _fresh_latency_ms(port, 20)
     time.sleep(1.0)
-    before, threads_before = _status(pid, "VmRSS:"), _status(pid, "Threads:")
+    before, threads_before = proc_status(pid, "VmRSS:"), proc_status(pid, "Threads:")
     started = time.perf_counter()
     held = _open(port, count, "/echo")
     opened = time.perf_counter() - started
     time.sleep(2.0)
-    after, threads_after = _status(pid, "VmRSS:"), _status(pid, "Threads:")
+    after, threads_after = proc_status(pid, "VmRSS:"), proc_status(pid, "Threads:")
     p50, p99 = _fresh_latency_ms(port, 100)
     echo = held[len(held) // 2]  # still a working socket
     echo.sendall(_masked_text(b"still there?"))
