@@ -8,6 +8,8 @@ import struct
 import threading
 import time
 
+import pytest
+
 from microweb.server.connection import HTTPConnection
 
 from .conftest import hello, read_response, read_until_close, wait_until
@@ -86,6 +88,19 @@ def _upgraded(srv, extra=b""):
     return s, bytearray(rest)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_echo_instances():
+    Echo.instances.clear()
+
+
+def _echoing(srv, message):
+    """An upgraded connection that has echoed ``message`` once: (socket, buffer)."""
+    s, buf = _upgraded(srv)
+    s.sendall(message)
+    _read_until(s, buf, message.upper())
+    return s, buf
+
+
 def _read_until(s, buf, needle):
     while needle not in buf:
         data = s.recv(4096)
@@ -95,7 +110,6 @@ def _read_until(s, buf, needle):
 
 
 def test_echo_protocol_round_trip_and_close(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app)
     s, buf = _upgraded(srv, extra=b"early")  # bytes right after the head go to the protocol
     _read_until(s, buf, b"EARLY")
@@ -116,11 +130,8 @@ def test_echo_protocol_round_trip_and_close(serve):
 
 
 def test_peer_close_calls_connection_lost_once(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app)
-    s, buf = _upgraded(srv)
-    s.sendall(b"x")
-    _read_until(s, buf, b"X")
+    s, buf = _echoing(srv, b"x")
     s.close()
     proto = Echo.instances[-1]
     assert proto.lost.wait(5)
@@ -129,7 +140,6 @@ def test_peer_close_calls_connection_lost_once(serve):
 
 
 def test_many_idle_upgraded_connections_hold_no_thread(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app, threads=2)
     conns = [_upgraded(srv) for _ in range(40)]
     for i, (s, _buf) in enumerate(conns):  # with a thread per connection this would deadlock
@@ -144,7 +154,6 @@ def test_many_idle_upgraded_connections_hold_no_thread(serve):
 
 
 def test_ordered_dispatch_under_a_burst(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app, threads=4)
     s, buf = _upgraded(srv)
     for i in range(50):
@@ -157,7 +166,6 @@ def test_ordered_dispatch_under_a_burst(serve):
 
 
 def test_upgrade_cancelled_when_status_is_not_101(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app)
     with srv.connect() as s:
         s.sendall(UPGRADE.replace(b"GET / ", b"GET /refuse "))
@@ -168,11 +176,8 @@ def test_upgrade_cancelled_when_status_is_not_101(serve):
 
 
 def test_server_stop_calls_connection_lost(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app)
-    s, buf = _upgraded(srv)
-    s.sendall(b"hi")
-    _read_until(s, buf, b"HI")
+    s, buf = _echoing(srv, b"hi")
     srv.stop()
     proto = Echo.instances[-1]
     assert proto.lost.wait(5)
@@ -181,11 +186,8 @@ def test_server_stop_calls_connection_lost(serve):
 
 
 def test_write_buffer_size_reports_unsent_bytes(serve):
-    Echo.instances.clear()
     srv = serve(upgrade_app)
-    s, buf = _upgraded(srv)
-    s.sendall(b"ping")
-    _read_until(s, buf, b"PING")
+    s, buf = _echoing(srv, b"ping")
     transport = Echo.instances[-1].transport
     for _ in range(200):
         transport.write(b"z" * 65536)  # the client is not reading: it queues, never blocks
@@ -215,11 +217,8 @@ def polite_app(environ, start_response):
 
 
 def test_server_stop_calls_shutdown_before_closing(serve):
-    Echo.instances.clear()
     srv = serve(polite_app)
-    s, buf = _upgraded(srv)
-    s.sendall(b"hi")
-    _read_until(s, buf, b"HI")
+    s, buf = _echoing(srv, b"hi")
     srv.stop()
     rest = read_until_close(s)  # the goodbye arrives before the close
     assert bytes(buf) + rest == b"HIGOODBYE\n"
@@ -240,7 +239,6 @@ def _lazy(app):
 
 
 def test_upgrade_through_a_middleware_calling_start_response_lazily(serve):
-    Echo.instances.clear()
     srv = serve(_lazy(upgrade_app))
     s, buf = _upgraded(srv, extra=b"early")
     _read_until(s, buf, b"EARLY")
@@ -262,7 +260,6 @@ def test_lazy_app_that_never_calls_start_response_gets_500(serve):
 
 
 def test_client_gone_before_the_101_still_gets_connection_lost(serve):
-    Echo.instances.clear()
     client_gone = threading.Event()
 
     def app(environ, start_response):
@@ -295,7 +292,6 @@ def test_a_kept_environ_does_not_pin_the_http_connection(serve):
         kept.append(environ)
         return upgrade_app(environ, start_response)
 
-    Echo.instances.clear()
     srv = serve(app)
     conns = [_upgraded(srv) for _ in range(10)]
     for s, buf in conns:
