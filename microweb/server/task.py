@@ -39,6 +39,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 field values: visible characters, obs-text, space and tab; no other controls
 _BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKENS_SEEN: set[str] = set()  # header names already found valid (bounded)
 
 
 class InvalidHeader(ValueError):
@@ -175,9 +176,14 @@ class Response:
         for name, value in self.headers:
             if type(name) is not str or type(value) is not str:
                 raise TypeError(f"WSGI header {name!r} must be (str, str)")
-            if _TOKEN.fullmatch(name) is None:
-                raise InvalidHeader(f"response header name {name!r} is not an RFC 9110 token")
-            if _BAD_VALUE_CHAR.search(value) is not None:
+            if name not in _TOKENS_SEEN:  # PERF: an app sends the same few names each time
+                if _TOKEN.fullmatch(name) is None:
+                    raise InvalidHeader(
+                        f"response header name {name!r} is not an RFC 9110 token")
+                if len(_TOKENS_SEEN) < 1024:
+                    _TOKENS_SEEN.add(name)
+            # PERF: a printable value holds no control character; only others need the scan
+            if not value.isprintable() and _BAD_VALUE_CHAR.search(value) is not None:
                 raise InvalidHeader(f"control character in response header {name!r}")
             lname = name.lower()
             if lname == "content-length":
